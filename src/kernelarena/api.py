@@ -1,0 +1,500 @@
+"""The Python API: ``check``, ``bench`` and ``TuningSession``. The command line is a thin layer on it.
+
+Example::
+
+    import kernelarena as ka
+    verdict = ka.check("rmsnorm", "my_rmsnorm.py")
+    result = ka.bench("rmsnorm", "my_rmsnorm.py", baseline="eager")
+    print(verdict.passed, result.speedup, result.speedup_ci)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from kernelarena import settings
+from kernelarena.errors import TaskError, UsageError
+from kernelarena.sandbox.process import Worker, WorkerFailure
+from kernelarena.store.keys import device_id, make_key, toolchain
+from kernelarena.store.sqlite import Store
+from kernelarena.tasks.loader import load_task, source_hash
+from kernelarena.timing import bench as timing
+from kernelarena.timing import stats
+from kernelarena.types import BenchResult, CheckOptions, Solution, Task, TimingOptions, Verdict, to_jsonable
+from kernelarena.verify import static
+from kernelarena.verify.compare import compare
+from kernelarena.verify.verifier import CasePlan, new_secret, verify
+
+log = logging.getLogger(__name__)
+
+COMPILE_MODES = ("default", "max-autotune-no-cudagraphs")
+IMPLAUSIBLE_SPEEDUP = 100.0
+
+
+def load_solution(path: str | Path) -> Solution:
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"solution file not found: {path}")
+    text = p.read_text(errors="replace")
+    if "triton.jit" in text or "@triton" in text:
+        backend = "triton"
+    elif "load_inline" in text or "nvrtc" in text.lower():
+        backend = "cuda"
+    elif "numba" in text:
+        backend = "numba"
+    elif "load_library" in text or "ctypes" in text:
+        backend = "c"
+    else:
+        backend = "torch"
+    return Solution(p.resolve(), source_hash(p), backend)
+
+
+def _as_task(task: str | Path | Task, max_bytes: int | None) -> Task:
+    return task if isinstance(task, Task) else load_task(task, max_bytes=max_bytes)
+
+
+def _key_parts(task: Task, solution: Solution, options: CheckOptions) -> dict[str, Any]:
+    return {
+        "task_hash": task.source_hash,
+        "variants": [v.overrides for v in task.variants],
+        "solution_hash": solution.source_hash,
+        "options": to_jsonable(replace(options, secret=None)),
+        "device": device_id(options.device),
+        "toolchain": toolchain(),
+    }
+
+
+def _meta(task: Task, solution: Solution, baseline: str | None, options: CheckOptions) -> dict[str, Any]:
+    return {
+        "task": task.name,
+        "task_hash": task.source_hash,
+        "solution": str(solution.path),
+        "solution_hash": solution.source_hash,
+        "baseline": baseline,
+        "device": device_id(options.device),
+        "toolchain": toolchain(),
+    }
+
+
+@contextlib.contextmanager
+def _workers(options: CheckOptions) -> Iterator[tuple[Worker, Worker]]:
+    # Both start at once so their interpreter start-up overlaps.
+    ref = Worker("reference", threads=options.threads, memory_bytes=options.memory_bytes)
+    try:
+        cand = Worker("candidate", threads=options.threads, memory_bytes=options.memory_bytes)
+        try:
+            yield ref, cand
+        finally:
+            cand.close()
+    finally:
+        ref.close()
+
+
+def verdict_from_json(data: dict[str, Any]) -> Verdict:
+    from kernelarena.types import CaseResult
+
+    return Verdict(
+        passed=data["passed"],
+        reasons=tuple(data["reasons"]),
+        flags=tuple(data["flags"]),
+        cases=tuple(CaseResult(**c) for c in data["cases"]),
+        checked=tuple(data["checked"]),
+        not_checked=tuple(data["not_checked"]),
+        elapsed_s=data["elapsed_s"],
+        notes=tuple(data.get("notes", ())),
+    )
+
+
+def check(
+    task: str | Path | Task,
+    solution: str | Path,
+    options: CheckOptions | None = None,
+    *,
+    store: Store | None = None,
+    fresh: bool = False,
+) -> Verdict:
+    """Verify ``solution`` against ``task`` (a path or a built-in name). Never raises for solution
+    faults (they are reasons in the verdict); raises UsageError when the command cannot run."""
+    options = options or CheckOptions()
+    t = _as_task(task, options.max_bytes)
+    sol = load_solution(solution)
+    key = make_key("check", _key_parts(t, sol, options))
+    if store is not None and not fresh:
+        cached = store.get(key)
+        if cached is not None:
+            v = verdict_from_json(cached["result"])
+            return replace(v, notes=(*v.notes, "reused a stored record (use --fresh to re-run)"))
+    with _workers(options) as (ref, cand):
+        verdict = verify(t, sol.path, options, ref, cand)
+    if store is not None:
+        store.put(
+            key,
+            "check",
+            _meta(t, sol, None, options),
+            {"verdict": verdict.verdict, "result": to_jsonable(verdict)},
+        )
+    return verdict
+
+
+def timing_inputs(ref: Worker, task: Task, n_sets: int, secret: int) -> timing.TimingInputs:
+    """Input sets of the headline variant (same weights, different inputs) and their references."""
+    cases = []
+    for k in range(n_sets):
+        plan = CasePlan(task.headline, f"timing#{k}", (secret + 7919 * (k + 1)) & ((1 << 62) - 1), "as-given")
+        reply = ref.request({**_case_message(task, plan), "param_seed": secret & 0xFFFFFFFF})
+        if reply.get("error"):
+            raise TaskError(f"the reference Model failed on the headline shape: {reply['error']}")
+        cases.append(reply)
+    return timing.TimingInputs(
+        init_inputs=cases[0]["init_inputs"],
+        state_dict=cases[0]["state_dict"],
+        input_sets=[c["inputs"] for c in cases],
+        references=[c["reference"] if c["reference"] is not None else c["native"] for c in cases],
+        natives=[c["native"] for c in cases],
+        atol=task.atol,
+        rtol=task.rtol,
+    )
+
+
+def _case_message(task: Task, plan: CasePlan) -> dict[str, Any]:
+    return {
+        "op": "make_case",
+        "task_path": str(task.path),
+        "overrides": plan.variant.overrides,
+        "seed": plan.seed,
+        "distribution": plan.distribution,
+        "perturb": None if task.perturb_inputs is None else list(task.perturb_inputs),
+        "randomize_params": task.randomize_params,
+        "float64": task.float64_reference,
+    }
+
+
+def _headline_work(ref: Worker, task: Task, secret: int) -> tuple[float | None, float | None]:
+    reply = ref.request(_case_message(task, CasePlan(task.headline, "work", secret, "as-given")))
+    return reply.get("flops"), reply.get("bytes_moved")
+
+
+def roofline_percent(
+    flops: float | None, bytes_moved: float | None, median_ms: float
+) -> tuple[float | None, str | None]:
+    """% of the machine's roofline (None when the task or the machine profile cannot say)."""
+    if not flops and not bytes_moved:
+        return None, None
+    try:
+        from kernelarena.hw.profile import load_or_measure, percent_of_roofline
+
+        profile = load_or_measure(settings.db_path(), quick=True)
+        return float(percent_of_roofline(profile, flops or 0.0, bytes_moved or 0.0, median_ms)), None
+    except Exception as exc:  # the profile is an extra: its failure never sinks a bench
+        return None, f"roofline unavailable: {type(exc).__name__}: {exc}"
+
+
+def bench(
+    task: str | Path | Task,
+    solution: str | Path,
+    *,
+    baseline: str = "eager",
+    check_options: CheckOptions | None = None,
+    timing_options: TimingOptions | None = None,
+    store: Store | None = None,
+    fresh: bool = False,
+    progress: Callable[[str], None] | None = None,
+    verified: Verdict | None = None,
+) -> BenchResult:
+    """Verify, then time candidate and baseline (``eager``, ``compile`` or a solution PATH).
+
+    ``verified``: a passing verdict from ``check`` with the same options, to skip re-verifying.
+    """
+    copts = check_options or CheckOptions()
+    topts = timing_options or TimingOptions()
+    t = _as_task(task, copts.max_bytes)
+    sol = load_solution(solution)
+    base_sol = None
+    if baseline not in ("eager", "compile"):
+        base_sol = load_solution(baseline)
+    parts = {**_key_parts(t, sol, copts), "baseline": base_sol.source_hash if base_sol else baseline,
+             "timing": to_jsonable(topts)}  # fmt: skip
+    key = make_key("bench", parts)
+    if store is not None and not fresh:
+        cached = store.get(key)
+        if cached is not None:
+            return bench_from_json(cached["result"], note="reused a stored record (use --fresh to re-run)")
+    threads = copts.threads or topts.threads or settings.num_threads()
+    secret = copts.secret if copts.secret is not None else new_secret()
+    with _workers(copts) as (ref, cand):
+        if progress:
+            progress("verifying")
+        if verified is not None and verified.passed:
+            verdict = verified
+        else:
+            verdict = verify(t, sol.path, replace(copts, secret=secret), ref, cand)
+        result = BenchResult(verdict=verdict, baseline_kind=baseline)
+        if verdict.passed:
+            if verified is not None:  # the candidate worker has not imported the solution yet
+                cand.request({"op": "load", "path": str(sol.path)})
+            result = _timed(
+                t, sol, base_sol, baseline, verdict, ref, cand, copts, topts, threads, secret, progress
+            )
+    if store is not None:
+        store.put(key, "bench", _meta(t, sol, baseline, copts),
+                  {"verdict": "pass" if result.passed else "fail", "speedup": result.speedup,
+                   "result": to_jsonable(result)})  # fmt: skip
+    return result
+
+
+def _timed(
+    t: Task,
+    sol: Solution,
+    base_sol: Solution | None,
+    baseline: str,
+    verdict: Verdict,
+    ref: Worker,
+    cand: Worker,
+    copts: CheckOptions,
+    topts: TimingOptions,
+    threads: int,
+    secret: int,
+    progress: Callable[[str], None] | None,
+) -> BenchResult:
+    if progress:
+        progress("timing")
+    try:
+        inputs = timing_inputs(ref, t, topts.input_sets, secret)
+        flops, bytes_moved = _headline_work(ref, t, secret)
+        timing.setup_side(cand, inputs, topts, threads)
+        with contextlib.ExitStack() as stack:
+            if base_sol is not None:
+                base = stack.enter_context(
+                    Worker("candidate", threads=threads, memory_bytes=copts.memory_bytes)
+                )
+                r = base.request({"op": "load", "path": str(base_sol.path)})
+                if r.get("error"):
+                    raise UsageError(f"baseline solution failed to import: {r['error']}")
+                timing.setup_side(base, inputs, topts, threads)
+            else:
+                base = ref
+                ref.request({"op": "load", "path": str(t.path), "overrides": t.headline.overrides})
+                if baseline == "compile":
+                    _best_compile_mode(ref, inputs, topts, threads, secret)
+                else:
+                    timing.setup_side(ref, inputs, topts, threads)
+            pair = timing.time_pair(cand, base, inputs, topts, threads, secret=secret,
+                                    baseline_checks=base_sol is not None, progress=progress)  # fmt: skip
+    except timing.TimingRejected as exc:
+        return BenchResult(verdict=verdict, baseline_kind=baseline, reasons=(str(exc),))
+    except WorkerFailure as exc:
+        return BenchResult(
+            verdict=verdict, baseline_kind=baseline, reasons=(f"while timing, a worker {exc}",)
+        )
+    reasons, flags = list(pair.reasons), list(pair.flags)
+    pct, note = roofline_percent(flops, bytes_moved, pair.candidate.median_ms)
+    if note:
+        flags.append(note)
+    implausible = (pct is not None and pct > 100.0) or pair.speedup > IMPLAUSIBLE_SPEEDUP
+    if implausible:
+        why = (
+            f"{pct:.0f}% of the roofline" if pct is not None and pct > 100 else f"{pair.speedup:.0f}x speedup"
+        )
+        with _workers(copts) as (ref2, cand2):  # a second, independent verification with a new secret
+            again = verify(t, sol.path, replace(copts, secret=new_secret()), ref2, cand2)
+        if not again.passed:
+            reasons.append(
+                f"implausible speed ({why}) and re-verification failed: {'; '.join(again.reasons[:2])}"
+            )
+        elif pct is not None and pct > 200.0:
+            reasons.append(
+                f"physically implausible: {pct:.0f}% of this machine's roofline (flops/bytes_moved of the task "
+                "or the timing is wrong, or work is skipped)"
+            )
+        else:
+            flags.append(f"implausible speed ({why}); re-verified with a fresh secret: pass")
+    return BenchResult(
+        verdict=verdict,
+        baseline_kind=baseline,
+        candidate=pair.candidate,
+        baseline=pair.baseline,
+        speedup=pair.speedup,
+        speedup_ci=pair.speedup_ci,
+        unstable=pair.unstable,
+        percent_of_roofline=pct,
+        flags=tuple(flags),
+        reasons=tuple(reasons),
+    )
+
+
+def _best_compile_mode(
+    ref: Worker, inputs: timing.TimingInputs, topts: TimingOptions, threads: int, secret: int
+) -> None:
+    """torch.compile's best mode, not its default: each mode is compiled and briefly timed."""
+    best: tuple[float, str] | None = None
+    for mode in COMPILE_MODES:
+        try:
+            timing.setup_side(ref, inputs, topts, threads, compile_mode=mode)
+            reply = ref.request({"op": "time_batch", "n_calls": 20, "cache": topts.cache})
+        except (timing.TimingRejected, WorkerFailure) as exc:
+            log.warning("torch.compile mode %s failed: %s", mode, exc)
+            continue
+        if reply.get("error"):
+            continue
+        med = stats.median(reply["times_ms"])
+        if best is None or med < best[0]:
+            best = (med, mode)
+    if best is None:
+        raise timing.TimingRejected("torch.compile failed in every mode")
+    timing.setup_side(ref, inputs, topts, threads, compile_mode=best[1])
+
+
+def bench_from_json(data: dict[str, Any], note: str | None = None) -> BenchResult:
+    from kernelarena.types import Measurement
+
+    def meas(d: dict[str, Any] | None) -> Measurement | None:
+        if d is None:
+            return None
+        return Measurement(**{**d, "ci_ms": tuple(d["ci_ms"]), "samples_ms": tuple(d.get("samples_ms", ()))})
+
+    v = verdict_from_json(data["verdict"])
+    if note:
+        v = replace(v, notes=(*v.notes, note))
+    return BenchResult(
+        verdict=v,
+        baseline_kind=data["baseline_kind"],
+        candidate=meas(data.get("candidate")),
+        baseline=meas(data.get("baseline")),
+        speedup=data.get("speedup"),
+        speedup_ci=tuple(data["speedup_ci"]) if data.get("speedup_ci") else None,  # type: ignore[arg-type]
+        unstable=data.get("unstable", False),
+        percent_of_roofline=data.get("percent_of_roofline"),
+        flags=tuple(data.get("flags", ())),
+        reasons=tuple(data.get("reasons", ())),
+    )
+
+
+# --- fast evaluation for search loops --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvalOutcome:
+    ok: bool
+    median_ms: float | None = None
+    ci_ms: tuple[float, float] | None = None
+    reason: str | None = None
+
+
+class TuningSession:
+    """One reference worker and one reusable candidate worker for evaluating many configs quickly.
+
+    Each ``evaluate(source)`` runs the static scan, a correctness check on the headline shape and on
+    the smallest variant, then times the candidate (cold cache, rotated inputs). It is a screening
+    step: a search's winner must still pass the full ``check`` (the CLI does that).
+    """
+
+    def __init__(
+        self,
+        task: str | Path | Task,
+        *,
+        threads: int | None = None,
+        timing_options: TimingOptions | None = None,
+        max_bytes: int | None = 1 << 30,
+    ):
+        self.task = _as_task(task, max_bytes)
+        self.threads = threads or settings.num_threads()
+        self.topts = timing_options or TimingOptions(budget_s=0.6, min_rounds=3, max_rounds=3)
+        self.secret = new_secret()
+        self._tmp = tempfile.TemporaryDirectory(prefix="karena-tune-")
+        self.ref = Worker("reference", threads=self.threads)
+        self.cand: Worker | None = None
+        self.inputs = timing_inputs(self.ref, self.task, self.topts.input_sets, self.secret)
+        small = min(
+            self.task.variants, key=lambda v: sum(int(x) for x in v.overrides.values() if type(x) is int)
+        )
+        plan = CasePlan(small, "small", self.secret ^ 0xABC, "scaled")
+        self.small_case = self.ref.request(_case_message(self.task, plan))
+        self.ref.request(
+            {"op": "load", "path": str(self.task.path), "overrides": self.task.headline.overrides}
+        )
+        timing.setup_side(self.ref, self.inputs, self.topts, self.threads)
+        self.baseline_ms = self._time(self.ref)
+        self.shape_id = make_key(
+            "shape", {"task": self.task.source_hash, "overrides": self.task.headline.overrides}
+        )
+        self._n = 0
+
+    def _time(self, worker: Worker) -> float:
+        times: list[float] = []
+        t_end = time.monotonic() + self.topts.budget_s
+        while time.monotonic() < t_end or len(times) < 5:
+            reply = worker.request({"op": "time_batch", "n_calls": 5, "cache": self.topts.cache})
+            if reply.get("error"):
+                raise timing.TimingRejected(reply["error"])
+            times.extend(reply["times_ms"])
+        return stats.median(times)
+
+    def evaluate(self, source: str) -> EvalOutcome:
+        findings = [f for f in static.scan(source) if f.kind in ("tamper", "syntax", "compute")]
+        if findings:
+            return EvalOutcome(False, reason=f"static: {findings[0]}")
+        self._n += 1
+        path = Path(self._tmp.name) / f"config_{self._n}.py"
+        path.write_text(source)
+        try:
+            if self.cand is None or self.cand.dead:
+                self.cand = Worker("candidate", threads=self.threads)
+            reply = self.cand.request({"op": "load", "path": str(path)})
+            if reply.get("error"):
+                return EvalOutcome(False, reason=f"import failed: {reply['error']}")
+            cases = [(self.inputs, 0), (None, 1)]
+            for inp, which in cases:
+                case = (
+                    {
+                        "init_inputs": inp.init_inputs,
+                        "state_dict": inp.state_dict,
+                        "inputs": inp.input_sets[0],
+                        "native": inp.natives[0],
+                        "reference": inp.references[0],
+                    }
+                    if inp is not None
+                    else self.small_case
+                )
+                out = self.cand.request({"op": "run_case", "init_inputs": case["init_inputs"],
+                                         "state_dict": case["state_dict"], "inputs": case["inputs"],
+                                         "trace": which == 0, "prefill_bytes": 1 << 20})  # fmt: skip
+                if out.get("error"):
+                    return EvalOutcome(False, reason=out["error"])
+                r = out["runs"][0]
+                if r["findings"]:
+                    return EvalOutcome(False, reason=r["findings"][0])
+                ref = case["reference"] if case["reference"] is not None else case["native"]
+                res = compare(r["outputs"], ref, case["native"], atol=self.task.atol, rtol=self.task.rtol)
+                if not res.ok:
+                    return EvalOutcome(False, reason=res.reason)
+            timing.setup_side(self.cand, self.inputs, self.topts, self.threads)
+            times: list[list[float]] = []
+            t_end = time.monotonic() + self.topts.budget_s
+            while time.monotonic() < t_end or len(times) < 3:
+                reply = self.cand.request({"op": "time_batch", "n_calls": 5, "cache": self.topts.cache})
+                if reply.get("error"):
+                    return EvalOutcome(False, reason=reply["error"])
+                times.append(reply["times_ms"])
+            med = stats.median([x for r in times for x in r])
+            return EvalOutcome(True, med, stats.bootstrap_median_ci(times, n_boot=200))
+        except (WorkerFailure, timing.TimingRejected) as exc:
+            return EvalOutcome(False, reason=f"worker {exc}")
+
+    def close(self) -> None:
+        if self.cand is not None:
+            self.cand.close()
+        self.ref.close()
+        self._tmp.cleanup()
+
+    def __enter__(self) -> TuningSession:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

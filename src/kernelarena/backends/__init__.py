@@ -1,0 +1,1 @@
+"""Kernel backends, imported lazily: ``c`` (gcc + ctypes), ``numba``, ``triton``, ``cuda``."""

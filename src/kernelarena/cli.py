@@ -1,0 +1,366 @@
+"""``karena``: the command line. Thin: parse, call the library, render text or one JSON object.
+
+Exit codes: 0 accepted / success, 1 rejected, 2 the command could not run (bad input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from kernelarena import settings
+from kernelarena.errors import UsageError
+from kernelarena.types import CheckOptions, TimingOptions, to_jsonable
+
+log = logging.getLogger("kernelarena")
+
+
+def _size(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    t = text.strip().lower().removesuffix("b").removesuffix("i")
+    if t and t[-1] in units:
+        return int(float(t[:-1]) * units[t[-1]])
+    return int(t)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--db", type=Path, help=f"SQLite store (default {settings.db_path()})")
+    p.add_argument("--no-store", action="store_true", help="do not read or write the store")
+    p.add_argument("--fresh", action="store_true", help="re-run even if an identical record is stored")
+    p.add_argument("-v", "--verbose", action="store_true")
+
+
+def _check_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--policy", choices=("strict", "lenient"), default="strict",
+                   help="strict: torch compute ops in forward are rejected; lenient: flagged")  # fmt: skip
+    p.add_argument("--seeds", type=int, default=2, help="secret seeds per variant (default 2)")
+    p.add_argument("--quick", action="store_true", help="fewer seeds and distributions (for iteration)")
+    p.add_argument("--max-bytes", type=_size, default=1 << 30,
+                   help="scale size globals down until inputs fit (default 1G; e.g. 256M)")  # fmt: skip
+    p.add_argument("--threads", type=int, help="threads for kernels and torch (default: all cores)")
+    p.add_argument("--timeout", type=float, help="seconds per worker request (default 120)")
+    p.add_argument("--memory-gb", type=float, help="worker address-space limit (default 16)")
+
+
+def _timing_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache", choices=("cold", "warm"), default="cold")
+    p.add_argument("--mode", choices=("offline", "server", "both"), default="offline",
+                   help="offline: back to back; server: random idle gaps (seeded)")  # fmt: skip
+    p.add_argument("--budget", type=float, default=3.0, help="timing seconds per side (default 3)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="karena", description="Verify, time and search compute kernels.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("check", help="verify a solution against a task")
+    p.add_argument("task", help="task file or built-in task name (e.g. rmsnorm)")
+    p.add_argument("solution", help="solution file defining ModelNew")
+    _check_args(p)
+    _common(p)
+
+    p = sub.add_parser("bench", help="verify, then time a solution against a baseline")
+    p.add_argument("task")
+    p.add_argument("solution")
+    p.add_argument("--baseline", default="eager", help="eager | compile | PATH to a solution file")
+    _check_args(p)
+    _timing_args(p)
+    _common(p)
+
+    p = sub.add_parser("tasks", help="list tasks")
+    p.add_argument("--suite", default="llm", help="built-in suite name or a directory (default llm)")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("suite", help="evaluate many task/solution pairs")
+    ssub = p.add_subparsers(dest="suite_command", required=True)
+    r = ssub.add_parser("run", help="check (and time) every pair of a suite")
+    r.add_argument("suite", help="built-in suite name (llm) or a directory of task files")
+    r.add_argument(
+        "--solutions", required=True, help="directory of solution files named like the tasks, or 'builtin'"
+    )
+    r.add_argument("--baseline", default="eager", help="eager | compile | none (verify only)")
+    r.add_argument("--jobs", type=int, default=1, help="pairs verified in parallel (timing is serialized)")
+    _check_args(r)
+    _timing_args(r)
+    _common(r)
+
+    p = sub.add_parser("hw", help="measure (or show) this machine's profile: caches, bandwidth, peak FLOP/s")
+    p.add_argument("--refresh", action="store_true", help="measure again even if a profile is stored")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--db", type=Path)
+
+    p = sub.add_parser(
+        "lint", help="flag weak tasks (near-constant outputs, passing canaries, ignored inputs)"
+    )
+    p.add_argument("target", help="task file, built-in name, suite name or directory")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--max-bytes", type=_size, default=256 << 20)
+
+    p = sub.add_parser("tune", help="search a task's kernel templates for the fastest verified config")
+    p.add_argument("task")
+    p.add_argument("--template", help="template name (default: the task's own templates)")
+    p.add_argument(
+        "--strategy", default="evolutionary", help="exhaustive | random | tpe | cmaes | evolutionary | model"
+    )
+    p.add_argument("--budget-s", type=float, help="wall-clock budget in seconds")
+    p.add_argument("--budget-evals", type=int, help="number of configs to measure")
+    p.add_argument("--lite", action="store_true", help="search the small hardware-derived space")
+    p.add_argument("--out", type=Path, help="write the winning solution file here")
+    p.add_argument("--seed", type=int, default=0)
+    _common(p)
+
+    p = sub.add_parser("report", help="summarize stored records (terminal table or HTML with plots)")
+    p.add_argument("--html", type=Path, help="write an HTML report with plots here")
+    p.add_argument("--task", help="only this task")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--db", type=Path)
+    return parser
+
+
+def _store(args: argparse.Namespace) -> Any:
+    if getattr(args, "no_store", False):
+        return None
+    from kernelarena.store.sqlite import Store
+
+    return Store(args.db or settings.db_path())
+
+
+def _check_options(args: argparse.Namespace) -> CheckOptions:
+    base = CheckOptions.quick() if args.quick else CheckOptions()
+    return CheckOptions(
+        policy=args.policy,
+        seeds=1 if args.quick else args.seeds,
+        distributions=base.distributions,
+        repeat_determinism=base.repeat_determinism,
+        timeout_s=args.timeout,
+        memory_bytes=int(args.memory_gb * (1 << 30)) if args.memory_gb else None,
+        threads=args.threads,
+        max_bytes=args.max_bytes,
+    )
+
+
+def _timing_options(args: argparse.Namespace, mode: str) -> TimingOptions:
+    return TimingOptions(cache=args.cache, mode=mode, budget_s=args.budget, threads=args.threads)  # type: ignore[arg-type]
+
+
+def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(to_jsonable(payload)))
+    else:
+        print(text)
+
+
+def _verdict_text(v: Any) -> str:
+    lines = [f"verdict: {v.verdict.upper()}  ({len(v.cases)} cases, {v.elapsed_s:.1f} s)"]
+    lines += [f"  reason: {r}" for r in v.reasons]
+    lines += [f"  flag:   {f}" for f in v.flags]
+    lines += [f"  note:   {n}" for n in v.notes]
+    return "\n".join(lines)
+
+
+def _verdict_json(v: Any) -> dict[str, Any]:
+    return {
+        "verdict": v.verdict,
+        "reasons": list(v.reasons),
+        "flags": list(v.flags),
+        "notes": list(v.notes),
+        "variants": sorted({c.variant for c in v.cases}),
+        "cases": to_jsonable(v.cases),
+        "checked": list(v.checked),
+        "not_checked": list(v.not_checked),
+        "elapsed_s": v.elapsed_s,
+    }
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from kernelarena import api
+
+    store = _store(args)
+    v = api.check(args.task, args.solution, _check_options(args), store=store, fresh=args.fresh)
+    _emit(args, _verdict_json(v), _verdict_text(v))
+    return 0 if v.passed else 1
+
+
+def _bench_payload(b: Any) -> dict[str, Any]:
+    out = _verdict_json(b.verdict)
+    out.update(
+        {
+            "verdict": "pass" if b.passed else "fail",
+            "reasons": list(b.verdict.reasons) + list(b.reasons),
+            "flags": list(b.verdict.flags) + list(b.flags),
+            "baseline": b.baseline_kind,
+            "speedup": b.speedup,
+            "speedup_ci": list(b.speedup_ci) if b.speedup_ci else None,
+            "candidate_ms": b.candidate.median_ms if b.candidate else None,
+            "baseline_ms": b.baseline.median_ms if b.baseline else None,
+            "candidate": to_jsonable(b.candidate) if b.candidate else None,
+            "baseline_measurement": to_jsonable(b.baseline) if b.baseline else None,
+            "unstable": b.unstable,
+            "percent_of_roofline": b.percent_of_roofline,
+        }
+    )
+    for key in ("candidate", "baseline_measurement"):
+        if out[key]:
+            out[key].pop("samples_ms", None)
+    return out
+
+
+def _bench_text(b: Any) -> str:
+    text = _verdict_text(b.verdict)
+    if b.candidate and b.baseline:
+        c, s = b.candidate, b.baseline
+        text += (
+            f"\ncandidate {c.median_ms:.4g} ms (IQR {c.iqr_ms:.2g})  baseline[{b.baseline_kind}] {s.median_ms:.4g} ms"
+            f" (IQR {s.iqr_ms:.2g})  {c.calls} calls/side in {c.rounds} interleaved rounds, cache {c.cache},"
+            f" mode {c.mode}, {c.threads} threads"
+            f"\nspeedup {b.speedup:.3f}x  95% CI [{b.speedup_ci[0]:.3f}, {b.speedup_ci[1]:.3f}]"
+        )
+        if b.percent_of_roofline is not None:
+            text += f"  ({b.percent_of_roofline:.0f}% of roofline)"
+    text += "".join(f"\n  reason: {r}" for r in b.reasons)
+    text += "".join(f"\n  flag:   {f}" for f in b.flags)
+    return text
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from kernelarena import api
+
+    store = _store(args)
+    modes = ["offline", "server"] if args.mode == "both" else [args.mode]
+    results = []
+    for mode in modes:
+        b = api.bench(args.task, args.solution, baseline=args.baseline, check_options=_check_options(args),
+                      timing_options=_timing_options(args, mode), store=store, fresh=args.fresh,
+                      progress=(lambda m: log.info(m)))  # fmt: skip
+        results.append((mode, b))
+    payload = _bench_payload(results[0][1])
+    if len(results) > 1:
+        payload["modes"] = {m: {"speedup": b.speedup, "speedup_ci": b.speedup_ci,
+                                "candidate_ms": b.candidate.median_ms if b.candidate else None,
+                                "baseline_ms": b.baseline.median_ms if b.baseline else None}
+                            for m, b in results}  # fmt: skip
+    text = "\n\n".join(
+        f"[mode {m}]\n{_bench_text(b)}" if len(results) > 1 else _bench_text(b) for m, b in results
+    )
+    _emit(args, payload, text)
+    return 0 if all(b.passed for _, b in results) else 1
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from kernelarena.report.table import table
+    from kernelarena.suite import resolve_suite
+    from kernelarena.tasks.loader import list_tasks
+
+    tasks = list_tasks(resolve_suite(args.suite))
+    payload = {
+        "tasks": [
+            {
+                "name": t.name,
+                "path": str(t.path),
+                "category": t.category,
+                "source": t.source,
+                "variants": [v.overrides for v in t.variants],
+            }
+            for t in tasks
+        ]
+    }
+    rows = [[t.name, t.category, len(t.variants), t.source[:60]] for t in tasks]
+    _emit(args, payload, table(["task", "category", "variants", "source"], rows) + f"\n{len(tasks)} tasks")
+    return 0
+
+
+def cmd_suite(args: argparse.Namespace) -> int:
+    from kernelarena.report.table import suite_table
+    from kernelarena.suite import builtin_solutions_dir, resolve_suite, run_suite
+
+    suite = resolve_suite(args.suite)
+    solutions = builtin_solutions_dir() if args.solutions == "builtin" else Path(args.solutions)
+    baseline = None if args.baseline == "none" else args.baseline
+    t0 = time.monotonic()
+
+    def progress(done: int, total: int, res: dict[str, Any]) -> None:
+        sp = f" {res['speedup']:.2f}x" if res.get("speedup") else ""
+        why = f"  ({res['reasons'][0][:90]})" if res.get("verdict") == "fail" and res.get("reasons") else ""
+        print(f"[{done}/{total} {time.monotonic() - t0:5.0f}s] {res['task']}: {res['verdict'] or 'no solution'}{sp}{why}",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+    summary = run_suite(suite, solutions, baseline=baseline, jobs=args.jobs, check_options=_check_options(args),
+                        timing_options=_timing_options(args, "offline" if args.mode == "both" else args.mode),
+                        store=_store(args), fresh=args.fresh, progress=progress)  # fmt: skip
+    _emit(args, summary, suite_table(summary))
+    return 0
+
+
+def cmd_hw(args: argparse.Namespace) -> int:
+    from kernelarena.hw import profile as hw
+
+    prof = hw.load_or_measure(args.db or settings.db_path(), refresh=args.refresh, quick=args.quick)
+    _emit(args, json.loads(prof.to_json()), hw.describe(prof))
+    return 0
+
+
+def cmd_lint(args: argparse.Namespace) -> int:
+    from kernelarena.verify.lint import lint_target, lint_text
+
+    reports = lint_target(args.target, max_bytes=args.max_bytes)
+    _emit(
+        args,
+        {"tasks": to_jsonable(reports), "clean": all(not r.findings for r in reports)},
+        lint_text(reports),
+    )
+    return 0 if all(not r.findings for r in reports) else 1
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from kernelarena.search.cli import run_tune_command
+
+    return run_tune_command(args, _store(args), _emit)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from kernelarena.report.summary import run_report
+
+    return run_report(args, _emit)
+
+
+COMMANDS = {
+    "check": cmd_check,
+    "bench": cmd_bench,
+    "tasks": cmd_tasks,
+    "suite": cmd_suite,
+    "hw": cmd_hw,
+    "lint": cmd_lint,
+    "tune": cmd_tune,
+    "report": cmd_report,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        if getattr(args, "json", False):
+            print(json.dumps({"error": str(exc), "verdict": None}))
+        print(f"karena: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("karena: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

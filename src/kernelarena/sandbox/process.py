@@ -1,0 +1,170 @@
+"""Parent side of a sandboxed worker: spawn, request with a deadline, classify every way it dies.
+
+Each worker is a fresh interpreter (``subprocess``, never ``fork`` of a process that holds reference
+outputs) in its own session, with an address-space limit, no core dumps, a private working
+directory, and its stdout/stderr captured to a log whose tail is quoted when it fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from kernelarena import settings
+from kernelarena.sandbox import protocol
+
+log = logging.getLogger(__name__)
+
+
+class WorkerFailure(Exception):
+    """The worker died, hung or ran out of memory. ``kind``: crash, timeout, memory, protocol."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+def _limits(memory_bytes: int) -> None:  # runs in the child between fork and exec
+    os.setsid()
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if memory_bytes > 0:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+
+
+def worker_env(threads: int, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "OMP_NUM_THREADS": str(threads),
+            "MKL_NUM_THREADS": str(threads),
+            "OPENBLAS_NUM_THREADS_OVERRIDE": str(threads),
+            "NUMBA_NUM_THREADS": str(threads),
+            "KARENA_THREADS": str(threads),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "NUMBA_CACHE_DIR": str(settings.build_cache_dir() / "numba"),
+            # Keep freed blocks (up to 32 MiB) in the heap so the sentinel prefill is what
+            # torch.empty hands out next, instead of fresh zero pages from mmap.
+            "MALLOC_MMAP_THRESHOLD_": str(32 << 20),
+            "MALLOC_TRIM_THRESHOLD_": str(1 << 40),
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+class Worker:
+    """One worker process. Use as a context manager; ``request`` sends a message and waits."""
+
+    def __init__(
+        self,
+        role: str,
+        *,
+        threads: int | None = None,
+        memory_bytes: int | None = None,
+        env: dict[str, str] | None = None,
+    ):
+        self.role = role
+        self.threads = threads or settings.num_threads()
+        self.memory_bytes = settings.worker_memory_bytes() if memory_bytes is None else memory_bytes
+        self._tmp = tempfile.TemporaryDirectory(prefix=f"karena-{role}-")
+        self.log_path = Path(self._tmp.name) / "output.log"
+        to_child_r, self._to_child = os.pipe()
+        self._from_child, from_child_w = os.pipe()
+        log_file = open(self.log_path, "wb")  # noqa: SIM115 - handed to the child
+        src_root = str(Path(__file__).resolve().parents[2])
+        env_vars = worker_env(self.threads, env)
+        env_vars["PYTHONPATH"] = os.pathsep.join(p for p in (src_root, env_vars.get("PYTHONPATH")) if p)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kernelarena.sandbox.worker", role, str(to_child_r), str(from_child_w)],
+            pass_fds=(to_child_r, from_child_w),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=self._tmp.name,
+            env=env_vars,
+            preexec_fn=lambda: _limits(self.memory_bytes),
+        )
+        os.close(to_child_r)
+        os.close(from_child_w)
+        log_file.close()
+        self.dead: WorkerFailure | None = None
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def output_tail(self, lines: int = 8) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+    def request(self, message: dict[str, Any], timeout_s: float | None = None) -> dict[str, Any]:
+        """Send ``message``; return the reply dict. Raises WorkerFailure if the worker dies or hangs."""
+        if self.dead:
+            raise self.dead
+        timeout = settings.worker_timeout_s() if timeout_s is None else timeout_s
+        deadline = time.monotonic() + timeout
+        try:
+            protocol.send(self._to_child, message)
+            return protocol.recv(self._from_child, deadline)
+        except TimeoutError:
+            self._kill()
+            self.dead = WorkerFailure("timeout", f"timed out after {timeout:.0f} s (killed)")
+        except (protocol.ProtocolError, BrokenPipeError, OSError) as exc:
+            self.dead = self._diagnose(exc)
+        raise self.dead
+
+    def _diagnose(self, exc: Exception) -> WorkerFailure:
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._kill()
+            return WorkerFailure("protocol", f"sent a malformed message ({exc}); killed")
+        tail = self.output_tail()
+        said = f"; last output: {tail[-400:]}" if tail else ""
+        if code < 0:
+            sig = signal.Signals(-code).name
+            if sig == "SIGKILL":
+                return WorkerFailure("memory", f"killed by SIGKILL (out of memory?){said}")
+            return WorkerFailure("crash", f"crashed with signal {sig}{said}")
+        if "MemoryError" in tail or "can't allocate memory" in tail:
+            return WorkerFailure(
+                "memory", f"ran out of memory (limit {self.memory_bytes / 2**30:.0f} GiB){said}"
+            )
+        return WorkerFailure("crash", f"exited with code {code} without answering{said}")
+
+    def _kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            log.warning("worker %s did not die", self.proc.pid)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                if not self.dead:
+                    protocol.send(self._to_child, {"op": "exit"})
+                    self.proc.wait(timeout=2)
+            except (OSError, subprocess.TimeoutExpired, protocol.ProtocolError):
+                pass
+        # whatever the candidate left behind in its session goes too
+        self._kill()
+        for fd in (self._to_child, self._from_child):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._tmp.cleanup()

@@ -1,0 +1,62 @@
+"""The one place where environment variables are read.
+
+Every knob has a default that works on a fresh machine; each ``KARENA_*`` variable overrides one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def home_dir() -> Path:
+    """Directory for the store and build caches (``KARENA_HOME``, default ``./.karena``)."""
+    return Path(_env("KARENA_HOME", ".karena")).expanduser().resolve()
+
+
+def db_path() -> Path:
+    """SQLite file of verdicts and measurements (``KARENA_DB``, default ``$KARENA_HOME/karena.db``)."""
+    explicit = os.environ.get("KARENA_DB")
+    return Path(explicit).expanduser().resolve() if explicit else home_dir() / "karena.db"
+
+
+def build_cache_dir() -> Path:
+    """Compiled kernels, keyed by source hash (``KARENA_BUILD_CACHE``, default a per-user dir).
+
+    Kept outside ``KARENA_HOME`` so that a sandboxed worker, whose working directory is private,
+    and every project on the machine share one cache.
+    """
+    explicit = os.environ.get("KARENA_BUILD_CACHE")
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "kernelarena" / "builds"
+
+
+def worker_timeout_s() -> float:
+    """Wall-clock limit for one request to a sandboxed worker (``KARENA_WORKER_TIMEOUT_S``)."""
+    return float(_env("KARENA_WORKER_TIMEOUT_S", "120"))
+
+
+def worker_memory_bytes() -> int:
+    """Address-space limit of a sandboxed worker (``KARENA_WORKER_MEMORY_GB``, default 16 GiB)."""
+    return int(float(_env("KARENA_WORKER_MEMORY_GB", "16")) * (1 << 30))
+
+
+def num_threads() -> int:
+    """Threads given to kernels and to torch in workers (``KARENA_THREADS``, default all cores)."""
+    value = os.environ.get("KARENA_THREADS")
+    return int(value) if value else (os.cpu_count() or 1)
+
+
+def llm_base_url() -> str | None:
+    """OpenAI-compatible endpoint for the LLM agent (``KARENA_LLM_BASE_URL``)."""
+    return os.environ.get("KARENA_LLM_BASE_URL")
+
+
+def llm_api_key() -> str | None:
+    return os.environ.get("KARENA_LLM_API_KEY")

@@ -1,0 +1,48 @@
+"""Complete, versioned cache keys: a record is reused only when everything it depends on matches."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+@functools.cache
+def toolchain() -> dict[str, str]:
+    """Versions that change what a kernel computes or how fast: python, torch, numpy, numba, gcc."""
+    from kernelarena.backends.c import compiler_version
+
+    versions = {"python": sys.version.split()[0], "gcc": compiler_version()}
+    for mod in ("torch", "numpy", "numba", "triton"):
+        try:
+            versions[mod] = __import__(mod).__version__
+        except Exception:
+            versions[mod] = "absent"
+    return versions
+
+
+@functools.cache
+def device_id(device: str = "cpu") -> str:
+    """A stable description of the machine a measurement belongs to."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+
+    return f"{device}:{cpu}:{os.cpu_count()}cores"
+
+
+def make_key(kind: str, parts: dict[str, Any]) -> str:
+    blob = json.dumps({"schema": SCHEMA_VERSION, "kind": kind, **parts}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()

@@ -1,0 +1,164 @@
+"""Evaluating many task/solution pairs: matching by name, parallel jobs, metrics, resumption.
+
+Verification runs in parallel (``jobs`` at a time); timing is serialized by a lock so that two
+measurements never share the machine. Every finished pair is a record in the store, so a run that
+is killed resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kernelarena import api
+from kernelarena.errors import UsageError
+from kernelarena.store.keys import make_key
+from kernelarena.store.sqlite import Store
+from kernelarena.tasks.loader import SUITES_DIR, suite_dir, task_files
+from kernelarena.types import CheckOptions, TimingOptions
+
+log = logging.getLogger(__name__)
+
+FAST_P = (0.0, 1.0, 1.5, 2.0)
+BUILTIN_SOLUTIONS = Path(__file__).parent / "solutions"
+
+
+@dataclass(frozen=True)
+class Pair:
+    name: str
+    task: Path
+    solution: Path | None
+
+
+def resolve_suite(ref: str) -> Path:
+    p = Path(ref)
+    if p.is_dir():
+        return p.resolve()
+    if (SUITES_DIR / ref).is_dir():
+        return suite_dir(ref)
+    raise UsageError(f"no suite directory or built-in suite named {ref!r}")
+
+
+def builtin_solutions_dir(device: str = "cpu") -> Path:
+    return BUILTIN_SOLUTIONS / ("triton" if device == "cuda" else "cpu")
+
+
+def find_pairs(suite: Path, solutions: Path) -> list[Pair]:
+    if not solutions.is_dir():
+        raise UsageError(f"solutions directory not found: {solutions}")
+    pairs = []
+    for task in task_files(suite):
+        sol = solutions / task.name
+        pairs.append(Pair(task.stem, task, sol if sol.is_file() else None))
+    if not pairs:
+        raise UsageError(f"no task files in {suite}")
+    return pairs
+
+
+def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """KernelBench-style metrics over the pairs that have a solution."""
+    evaluated = [r for r in results if r["status"] != "missing"]
+    n = len(evaluated)
+    correct = [r for r in evaluated if r["verdict"] == "pass"]
+    speedups = [r["speedup"] for r in correct if r.get("speedup")]
+    fast = {
+        (str(int(p)) if p == int(p) else str(p)): (
+            sum(1 for r in correct if p == 0 or (r.get("speedup") or 0) > p) / n if n else 0.0
+        )
+        for p in FAST_P
+    }
+    geo = math.exp(sum(math.log(s) for s in speedups) / len(speedups)) if speedups else None
+    return {
+        "pairs": n,
+        "missing": [r["task"] for r in results if r["status"] == "missing"],
+        "correct_rate": len(correct) / n if n else 0.0,
+        "fast_p": fast,
+        "geomean_speedup": geo,
+    }
+
+
+def run_suite(
+    suite: Path,
+    solutions: Path,
+    *,
+    baseline: str | None = "eager",
+    jobs: int = 1,
+    check_options: CheckOptions | None = None,
+    timing_options: TimingOptions | None = None,
+    store: Store | None = None,
+    fresh: bool = False,
+    progress: Callable[[int, int, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Evaluate every pair; ``baseline=None`` verifies only. A failing pair never stops the run."""
+    pairs = find_pairs(suite, solutions)
+    copts = check_options or CheckOptions()
+    topts = timing_options or TimingOptions()
+    timing_lock = threading.Lock()
+    run_key = make_key("suite", {"suite": str(suite), "solutions": str(solutions), "baseline": baseline})
+    if store is not None:
+        store.suite_started(run_key, str(suite), len(pairs))
+    results: list[dict[str, Any]] = []
+    done = 0
+
+    def one(pair: Pair) -> dict[str, Any]:
+        if pair.solution is None:
+            return {"task": pair.name, "status": "missing", "verdict": None, "speedup": None}
+        try:
+            if baseline is None:
+                v = api.check(pair.task, pair.solution, copts, store=store, fresh=fresh)
+                return {"task": pair.name, "status": "done", "verdict": v.verdict, "speedup": None,
+                        "reasons": list(v.reasons), "flags": list(v.flags)}  # fmt: skip
+            # verification runs in parallel; timing waits for the machine to itself
+            v = api.check(pair.task, pair.solution, copts, store=store, fresh=fresh)
+            if not v.passed:
+                return {"task": pair.name, "status": "done", "verdict": "fail", "speedup": None,
+                        "reasons": list(v.reasons), "flags": list(v.flags)}  # fmt: skip
+            with timing_lock:
+                b = api.bench(pair.task, pair.solution, baseline=baseline, check_options=copts,
+                              timing_options=topts, store=store, fresh=fresh, verified=v)  # fmt: skip
+            return {
+                "task": pair.name,
+                "status": "done",
+                "verdict": "pass" if b.passed else "fail",
+                "speedup": b.speedup,
+                "speedup_ci": list(b.speedup_ci) if b.speedup_ci else None,
+                "candidate_ms": b.candidate.median_ms if b.candidate else None,
+                "baseline_ms": b.baseline.median_ms if b.baseline else None,
+                "percent_of_roofline": b.percent_of_roofline,
+                "reasons": list(b.verdict.reasons) + list(b.reasons),
+                "flags": list(b.verdict.flags) + list(b.flags),
+            }
+        except UsageError as exc:
+            return {
+                "task": pair.name,
+                "status": "error",
+                "verdict": "fail",
+                "speedup": None,
+                "reasons": [str(exc)],
+            }
+        except Exception as exc:  # a harness bug on one pair must not lose the others
+            log.exception("pair %s", pair.name)
+            return {"task": pair.name, "status": "error", "verdict": "fail", "speedup": None,
+                    "reasons": [f"internal error: {type(exc).__name__}: {exc}"]}  # fmt: skip
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(one, p): p for p in pairs}
+        for fut in as_completed(futures):
+            res = fut.result()
+            results.append(res)
+            done += 1
+            if store is not None:
+                store.suite_progress(run_key, done)
+            if progress:
+                progress(done, len(pairs), res)
+    results.sort(key=lambda r: r["task"])
+    summary = {**summarize(results), "baseline": baseline, "results": results}
+    if store is not None:
+        store.suite_progress(run_key, done, {k: v for k, v in summary.items() if k != "results"})
+    return summary

@@ -1,0 +1,266 @@
+"""Loading KernelBench-format task files: metadata, variants, and scaling to a memory budget.
+
+A task module is executed afresh for every variant with its overrides *pinned*: assignments in the
+file to an overridden name are ignored, so globals derived from it (``hidden = 4 * dim``) follow
+the override. The module is never imported into the candidate's process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import sys
+import types
+from collections.abc import Iterator, MutableMapping
+from pathlib import Path
+from typing import Any
+
+from kernelarena.errors import TaskError, UsageError
+from kernelarena.types import Task, Variant
+
+log = logging.getLogger(__name__)
+
+SUITES_DIR = Path(__file__).parent / "suites"
+_counter = itertools.count()
+
+
+class _PinnedNamespace(MutableMapping[str, Any]):
+    """Module-level locals that forward to the module's globals but never overwrite pinned names."""
+
+    def __init__(self, globals_: dict[str, Any], pinned: set[str]):
+        self._g = globals_
+        self._pinned = pinned
+
+    def __getitem__(self, key: str) -> Any:
+        return self._g[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key not in self._pinned:
+            self._g[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._g[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._g)
+
+    def __len__(self) -> int:
+        return len(self._g)
+
+
+def exec_task_module(path: Path, overrides: dict[str, Any] | None = None) -> types.ModuleType:
+    """Execute the file at ``path`` as a fresh module with ``overrides`` pinned."""
+    try:
+        source = path.read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        code = compile(source, str(path), "exec")
+    except SyntaxError as exc:
+        raise TaskError(f"{path}: syntax error at line {exc.lineno}: {exc.msg}") from None
+    name = f"karena_mod_{path.stem}_{next(_counter)}"
+    module = types.ModuleType(name)
+    module.__file__ = str(path)
+    sys.modules[name] = module  # dataclasses and pickling look modules up by name
+    g = module.__dict__
+    g.update(overrides or {})
+    exec(code, g, _PinnedNamespace(g, set(overrides or {})))
+    return module
+
+
+def source_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def suite_dir(suite: str) -> Path:
+    path = SUITES_DIR / suite
+    if not path.is_dir():
+        known = ", ".join(sorted(p.name for p in SUITES_DIR.iterdir() if p.is_dir() and p.name[0] != "_"))
+        raise UsageError(f"unknown suite {suite!r} (built-in suites: {known})")
+    return path
+
+
+def task_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.glob("*.py") if not p.name.startswith("_"))
+
+
+def resolve_task(ref: str | Path) -> Path:
+    """A task file path, or a built-in task name such as ``rmsnorm`` (searched in every suite)."""
+    path = Path(ref)
+    if path.is_file():
+        return path.resolve()
+    if path.suffix == "" and "/" not in str(ref):
+        hits = sorted(SUITES_DIR.glob(f"*/{ref}.py"))
+        if hits:
+            return hits[0]
+        raise UsageError(f"no task file {ref!r} and no built-in task of that name (see `karena tasks`)")
+    raise UsageError(f"task file not found: {ref}")
+
+
+def _size_globals(module: types.ModuleType) -> dict[str, int]:
+    """Module-level integers that look like sizes (lowercase names, value >= 2, not bool)."""
+    return {
+        k: v
+        for k, v in vars(module).items()
+        if type(v) is int and v >= 2 and not k.startswith("_") and k.islower()
+    }
+
+
+def _walk_tensors(value: Any) -> Iterator[Any]:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _walk_tensors(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _walk_tensors(v)
+
+
+def input_bytes(path: Path, overrides: dict[str, Any]) -> int | None:
+    """Bytes of ``get_inputs()`` for these overrides, computed on the meta device (no allocation)."""
+    import torch
+
+    try:
+        module = exec_task_module(path, overrides)
+        with torch.device("meta"):
+            inputs = module.get_inputs()
+        return sum(t.numel() * t.element_size() for t in _walk_tensors(inputs))
+    except Exception as exc:  # a task that cannot run on meta simply is not scaled
+        log.debug("input_bytes(%s, %s) failed: %s", path, overrides, exc)
+        return None
+    finally:
+        sys.modules.pop(getattr(locals().get("module"), "__name__", ""), None)
+
+
+def scale_to_fit(path: Path, overrides: dict[str, Any], max_bytes: int) -> tuple[dict[str, Any], str | None]:
+    """Shrink the size globals proportionally until the inputs fit ``max_bytes``.
+
+    Returns the new overrides and a note saying what was done (None when nothing was needed).
+    """
+    size = input_bytes(path, overrides)
+    if size is None or size <= max_bytes:
+        return overrides, None
+    module = exec_task_module(path, overrides)
+    sizes = _size_globals(module)
+    sys.modules.pop(module.__name__, None)
+    # Only the globals that actually change the input size are scaled.
+    relevant = {}
+    for k, v in sizes.items():
+        probe = input_bytes(path, {**overrides, k: v * 2})
+        if probe is not None and probe != size:
+            relevant[k] = v
+    if not relevant:
+        return (
+            overrides,
+            f"inputs are {size / 2**20:.0f} MiB (> {max_bytes / 2**20:.0f} MiB) but no size global found to scale",
+        )
+    current = dict(relevant)
+    new_size = size
+    for _ in range(40):
+        factor = (max_bytes / new_size) ** (1.0 / len(current)) * 0.97
+        current = {k: max(1, int(v * factor)) for k, v in current.items()}
+        new_size = input_bytes(path, {**overrides, **current}) or 0
+        if new_size <= max_bytes:
+            break
+    scaled = {**overrides, **current}
+    note = (
+        f"scaled {', '.join(f'{k} {relevant[k]}->{current[k]}' for k in relevant)} so the inputs fit "
+        f"{max_bytes / 2**20:.0f} MiB ({size / 2**20:.1f} -> {new_size / 2**20:.1f} MiB)"
+    )
+    return scaled, note
+
+
+def _derived_variants(module: types.ModuleType) -> list[dict[str, Any]]:
+    """Extra shapes for a task without VARIANTS: odd smaller sizes, and batch 1.
+
+    Whether each is valid is only known by running it; the verifier drops the ones the reference
+    cannot run and says so.
+    """
+    sizes = _size_globals(module)
+    if not sizes:
+        return []
+    out = [{k: max(1, (v // 2) | 1) if v > 3 else v for k, v in sizes.items()}]
+    batch = {k: 1 for k in sizes if "batch" in k or k in ("b", "bs", "n_seq", "num_seqs")}
+    if batch:
+        out.append({**{k: v for k, v in sizes.items()}, **batch})
+    return out
+
+
+def load_task(ref: str | Path, *, max_bytes: int | None = None) -> Task:
+    """Load a task file's metadata (KernelBench format plus kernelarena's optional extras)."""
+    path = resolve_task(ref)
+    try:
+        module = exec_task_module(path)
+    except UsageError:
+        raise
+    except Exception as exc:
+        raise TaskError(f"{path}: task file raised {type(exc).__name__} on load: {exc}") from None
+    try:
+        missing = [n for n in ("Model", "get_inputs", "get_init_inputs") if not hasattr(module, n)]
+        if missing:
+            raise TaskError(f"{path}: not a task file, missing {', '.join(missing)}")
+        notes: list[str] = []
+        raw = getattr(module, "VARIANTS", None)
+        if raw is not None:
+            if not isinstance(raw, list | tuple) or not raw or not all(isinstance(v, dict) for v in raw):
+                raise TaskError(f"{path}: VARIANTS must be a non-empty list of dicts")
+            unknown = sorted({k for v in raw for k in v if not hasattr(module, k)})
+            if unknown:
+                raise TaskError(f"{path}: VARIANTS override unknown globals: {', '.join(unknown)}")
+            variants = [Variant(i, dict(v)) for i, v in enumerate(raw)]
+        else:
+            variants = [Variant(0, {})]
+            derived = _derived_variants(module)
+            variants += [Variant(i + 1, d, derived=True) for i, d in enumerate(derived)]
+            notes.append(
+                f"no VARIANTS: derived {len(derived)} extra shape(s) from the size globals"
+                if derived
+                else "no VARIANTS and no integer size globals: only the default shape is verified"
+            )
+        if max_bytes is not None:
+            scaled_variants = []
+            for v in variants:
+                overrides, note = scale_to_fit(path, v.overrides, max_bytes)
+                if note:
+                    notes.append(f"variant {v.index}: {note}")
+                scaled_variants.append(Variant(v.index, overrides, v.derived))
+            variants = scaled_variants
+        perturb = getattr(module, "PERTURB_INPUTS", None)
+        return Task(
+            name=path.stem,
+            path=path,
+            source_hash=source_hash(path),
+            category=str(getattr(module, "CATEGORY", "uncategorized")),
+            source=str(getattr(module, "SOURCE", "")),
+            variants=tuple(variants),
+            atol=_float_or_none(getattr(module, "ATOL", None)),
+            rtol=_float_or_none(getattr(module, "RTOL", None)),
+            float64_reference=bool(getattr(module, "FLOAT64_REFERENCE", True)),
+            perturb_inputs=None if perturb is None else tuple(int(i) for i in perturb),
+            randomize_params=bool(getattr(module, "RANDOMIZE_PARAMS", True)),
+            in_place=bool(getattr(module, "IN_PLACE", False)),
+            has_flops=callable(getattr(module, "flops", None)),
+            has_bytes_moved=callable(getattr(module, "bytes_moved", None)),
+            notes=tuple(notes),
+        )
+    finally:
+        sys.modules.pop(module.__name__, None)
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def list_tasks(directory: Path) -> list[Task]:
+    """Every task file in ``directory``; a broken file is reported and skipped, never fatal."""
+    tasks = []
+    for p in task_files(directory):
+        try:
+            tasks.append(load_task(p))
+        except UsageError as exc:
+            log.warning("skipping %s: %s", p.name, exc)
+    return tasks

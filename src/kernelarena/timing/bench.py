@@ -1,0 +1,239 @@
+"""Interleaved timing of a candidate against a baseline, each in its own worker.
+
+Rounds alternate the order (AB, BA, AB, ...) so that drift cancels; each round is a batch of calls
+on rotated input sets, with the cache flushed between calls unless ``warm`` is asked for. The
+parent's wall clock brackets every batch: a worker that reports more time than elapsed, or a batch
+span that disagrees with the parent's clock, is rejected as tampering. A sample of the timed calls'
+outputs (positions drawn from a secret seed) is checked against the reference.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kernelarena.sandbox.process import Worker, WorkerFailure
+from kernelarena.timing import stats
+from kernelarena.types import Measurement, TimingOptions
+from kernelarena.verify.compare import compare
+
+log = logging.getLogger(__name__)
+
+FLUSH_CAP_BYTES = 64 << 20
+
+
+def flush_bytes() -> int:
+    """Cold-cache buffer: twice the last-level cache, capped (this VM reports a 480 MiB L3)."""
+    try:
+        from kernelarena.hw.profile import llc_bytes
+
+        llc = int(llc_bytes())
+    except Exception:
+        llc = 32 << 20
+    return min(2 * llc, FLUSH_CAP_BYTES)
+
+
+@dataclass(frozen=True)
+class TimingInputs:
+    """What both sides are timed on: the headline variant's weights and rotated input sets."""
+
+    init_inputs: list[Any]
+    state_dict: dict[str, Any]
+    input_sets: list[list[Any]]
+    references: list[Any]  # reference outputs per input set, for the sampled checks
+    natives: list[Any]
+    atol: float | None = None
+    rtol: float | None = None
+
+
+@dataclass
+class Side:
+    name: str
+    worker: Worker
+    check_samples: bool
+    rounds: list[list[float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PairTiming:
+    candidate: Measurement
+    baseline: Measurement
+    speedup: float
+    speedup_ci: tuple[float, float]
+    unstable: bool
+    reasons: tuple[str, ...]
+    flags: tuple[str, ...]
+
+
+class TimingRejected(Exception):
+    pass
+
+
+def setup_side(
+    worker: Worker,
+    inputs: TimingInputs,
+    options: TimingOptions,
+    threads: int,
+    compile_mode: str | None = None,
+) -> dict[str, Any]:
+    reply = worker.request(
+        {
+            "op": "setup_timing",
+            "init_inputs": inputs.init_inputs,
+            "state_dict": inputs.state_dict,
+            "input_sets": inputs.input_sets,
+            "threads": threads,
+            "flush_bytes": flush_bytes() if options.cache == "cold" else 0,
+            "compile_mode": compile_mode,
+            "warmup_s": 0.3,
+        },
+        timeout_s=900 if compile_mode else None,
+    )
+    if reply.get("error"):
+        raise TimingRejected(f"{worker.role} setup failed: {reply['error']}")
+    return reply
+
+
+def _batch(
+    side: Side,
+    n_calls: int,
+    offset: int,
+    options: TimingOptions,
+    inputs: TimingInputs,
+    rng: random.Random,
+    gap_ms: float,
+) -> tuple[list[float], list[str]]:
+    sample = [rng.randrange(n_calls)] if side.check_samples else []
+    t0 = time.perf_counter()
+    reply = side.worker.request(
+        {
+            "op": "time_batch",
+            "n_calls": n_calls,
+            "offset": offset,
+            "sample": sample,
+            "cache": options.cache,
+            "gap_ms": gap_ms,
+            "gap_seed": rng.randrange(1 << 30),
+        }
+    )
+    wall_ms = (time.perf_counter() - t0) * 1e3
+    problems = []
+    if reply.get("error"):
+        raise TimingRejected(f"{side.name} failed while being timed: {reply['error']}")
+    times = [float(t) for t in reply["times_ms"]]
+    if len(times) != n_calls or any(not (t >= 0) for t in times):
+        raise TimingRejected(f"{side.name}: the worker reported malformed timings")
+    total, span = sum(times), float(reply["span_ms"])
+    # The worker's clock may be patched by candidate code; the parent's cannot.
+    if total > wall_ms * 1.02 + 1.0 or span > wall_ms * 1.02 + 1.0:
+        problems.append(
+            f"timer: {side.name} reported {total:.1f} ms of calls in a batch the parent clocked at "
+            f"{wall_ms:.1f} ms (tampered clock)"
+        )
+    if not sample and span < 0.5 * wall_ms - 20.0:
+        problems.append(
+            f"timer: {side.name}'s batch span {span:.1f} ms disagrees with the parent's {wall_ms:.1f} ms "
+            "(tampered clock)"
+        )
+    if reply.get("leaked_threads"):
+        problems.append(
+            f"escape: {side.name} left threads running during timing: {reply['leaked_threads'][:3]}"
+        )
+    for key, s in (reply.get("samples") or {}).items():
+        idx = int(s["set"])
+        res = compare(
+            s["outputs"], inputs.references[idx], inputs.natives[idx], atol=inputs.atol, rtol=inputs.rtol
+        )
+        if not res.ok:
+            problems.append(f"a timed call (#{key} of a batch) returned wrong results: {res.reason}")
+    return times, problems
+
+
+def _measurement(rounds: list[list[float]], options: TimingOptions, threads: int) -> Measurement:
+    flat = [x for r in rounds for x in r]
+    return Measurement(
+        median_ms=stats.median(flat),
+        iqr_ms=stats.iqr(flat),
+        ci_ms=stats.bootstrap_median_ci(rounds, n_boot=400, seed=options.seed),
+        calls=len(flat),
+        rounds=len(rounds),
+        cache=options.cache,
+        mode=options.mode,
+        threads=threads,
+        samples_ms=tuple(flat),
+    )
+
+
+def time_pair(
+    candidate: Worker,
+    baseline: Worker,
+    inputs: TimingInputs,
+    options: TimingOptions,
+    threads: int,
+    *,
+    secret: int,
+    baseline_checks: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> PairTiming:
+    """Interleave batches of the two (already set-up) workers until the speedup CI is tight."""
+    rng = random.Random(secret ^ 0x71E)
+    cand = Side("candidate", candidate, check_samples=True)
+    base = Side("baseline", baseline, check_samples=baseline_checks)
+    # calibrate: a short batch each gives the per-call time and so the batch size
+    probe = {}
+    for side in (base, cand):
+        times, _ = _batch(side, 3, 0, options, inputs, random.Random(0), 0.0)
+        probe[side.name] = max(stats.median(times), 1e-3)
+    per_round_s = options.budget_s / max(options.min_rounds, 1)
+    n_calls = {k: max(3, min(2000, int(per_round_s * 1e3 / v))) for k, v in probe.items()}
+    n = min(n_calls.values())  # same number of calls per round on both sides
+    gap_ms = {k: (v if options.mode == "server" else 0.0) for k, v in probe.items()}
+    reasons: list[str] = []
+    flags: list[str] = []
+    deadline = time.monotonic() + 4 * options.budget_s * 2 + 10
+    offset = 0
+    speedup, ci = float("nan"), (float("nan"), float("nan"))
+    r = 0
+    while True:
+        order = (base, cand) if r % 2 == 0 else (cand, base)
+        for side in order:
+            try:
+                times, problems = _batch(side, n, offset, options, inputs, rng, gap_ms[side.name])
+            except WorkerFailure as exc:
+                raise TimingRejected(f"{side.name} worker {exc} while being timed") from None
+            side.rounds.append(times)
+            for p in problems:
+                if p not in reasons:
+                    reasons.append(p)
+        offset += n
+        r += 1
+        if reasons:
+            break
+        if r >= options.min_rounds:
+            speedup, ci = stats.speedup_ci(base.rounds, cand.rounds, n_boot=400, seed=options.seed)
+            wide = stats.relative_width(ci, speedup) > options.max_ci_rel_width
+            if not wide or r >= options.max_rounds or time.monotonic() > deadline:
+                break
+        if progress:
+            progress(f"timing round {r}")
+    if r < options.min_rounds or speedup != speedup:
+        speedup, ci = stats.speedup_ci(base.rounds, cand.rounds, n_boot=400, seed=options.seed)
+    unstable = stats.relative_width(ci, speedup) > options.max_ci_rel_width
+    if unstable:
+        flags.append(
+            f"unstable: speedup CI [{ci[0]:.3g}, {ci[1]:.3g}] is wider than "
+            f"{options.max_ci_rel_width:.0%} after {r} rounds (noisy machine?)"
+        )
+    return PairTiming(
+        candidate=_measurement(cand.rounds, options, threads),
+        baseline=_measurement(base.rounds, options, threads),
+        speedup=speedup,
+        speedup_ci=ci,
+        unstable=unstable,
+        reasons=tuple(reasons),
+        flags=tuple(flags),
+    )

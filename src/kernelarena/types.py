@@ -1,0 +1,169 @@
+"""Frozen dataclasses passed between the layers: tasks, options, verdicts, measurements.
+
+They are plain values (no behaviour beyond small derived properties and ``to_json``) so that they
+can be stored, compared and sent between processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Policy = Literal["strict", "lenient"]
+CacheState = Literal["cold", "warm"]
+TimingMode = Literal["offline", "server"]
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses, tuples, paths and nested containers to JSON-ready values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float) and value != value:  # NaN is not JSON
+        return None
+    return value
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One shape of a task: overrides of the task module's globals. Index 0 is the headline."""
+
+    index: int
+    overrides: dict[str, Any]
+    derived: bool = False  # made by the harness, not listed in the task's VARIANTS
+
+    @property
+    def label(self) -> str:
+        return ",".join(f"{k}={v}" for k, v in self.overrides.items()) or "default"
+
+
+@dataclass(frozen=True)
+class Task:
+    """A loaded task file's metadata. The module itself is re-executed wherever it is needed."""
+
+    name: str
+    path: Path
+    source_hash: str
+    category: str
+    source: str
+    variants: tuple[Variant, ...]
+    atol: float | None = None
+    rtol: float | None = None
+    float64_reference: bool = True
+    perturb_inputs: tuple[int, ...] | None = None  # None: every floating-point input
+    randomize_params: bool = True
+    in_place: bool = False  # outputs may alias inputs (a declared in-place op)
+    has_flops: bool = False
+    has_bytes_moved: bool = False
+    notes: tuple[str, ...] = ()  # what the loader did (derived variants, scaling)
+
+    @property
+    def headline(self) -> Variant:
+        return self.variants[0]
+
+
+@dataclass(frozen=True)
+class Solution:
+    path: Path
+    source_hash: str
+    backend: str  # "c", "numba", "triton", "cuda", "torch"
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """How hard to verify. ``quick`` trims seeds and distributions for search loops."""
+
+    policy: Policy = "strict"
+    seeds: int = 2
+    distributions: tuple[str, ...] = ("as-given", "scaled", "outliers")
+    repeat_determinism: bool = True
+    timeout_s: float | None = None  # per worker request; None: settings.worker_timeout_s()
+    memory_bytes: int | None = None  # None: settings.worker_memory_bytes()
+    threads: int | None = None
+    max_bytes: int | None = 1 << 30  # inputs larger than this are scaled down (stated in notes)
+    device: str = "cpu"
+    secret: int | None = None  # seed material; None draws a fresh secret per run
+
+    @classmethod
+    def quick(cls) -> CheckOptions:
+        return cls(seeds=1, distributions=("as-given", "scaled"), repeat_determinism=False)
+
+
+@dataclass(frozen=True)
+class TimingOptions:
+    cache: CacheState = "cold"
+    mode: TimingMode = "offline"
+    budget_s: float = 3.0  # per side, excluding warm-up
+    min_rounds: int = 6
+    max_rounds: int = 40
+    threads: int | None = None
+    input_sets: int = 3
+    max_ci_rel_width: float = 0.10  # wider than this: the run is extended, then flagged unstable
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    variant: str
+    case: str  # "seed#1/scaled": secret seeds are never shown
+    ok: bool
+    reason: str | None = None
+    max_abs_err: float | None = None
+    max_rel_err: float | None = None
+    tolerance: str | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    reasons: tuple[str, ...]
+    flags: tuple[str, ...]
+    cases: tuple[CaseResult, ...]
+    checked: tuple[str, ...]  # what was verified, in words
+    not_checked: tuple[str, ...]  # what could not be verified here, in words
+    elapsed_s: float
+    notes: tuple[str, ...] = ()
+
+    @property
+    def verdict(self) -> str:
+        return "pass" if self.passed else "fail"
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Per-call times of one side of a comparison, in milliseconds."""
+
+    median_ms: float
+    iqr_ms: float
+    ci_ms: tuple[float, float]
+    calls: int
+    rounds: int
+    cache: str
+    mode: str
+    threads: int
+    samples_ms: tuple[float, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    verdict: Verdict
+    baseline_kind: str
+    candidate: Measurement | None = None
+    baseline: Measurement | None = None
+    speedup: float | None = None
+    speedup_ci: tuple[float, float] | None = None
+    unstable: bool = False
+    percent_of_roofline: float | None = None
+    flags: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()  # timing-stage rejections (tampering, implausible speed)
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict.passed and not self.reasons

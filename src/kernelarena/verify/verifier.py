@@ -1,0 +1,320 @@
+"""Verification of one candidate against a task: every variant, secret seeds, input distributions,
+guards around every call, static checks, canaries. Produces a ``Verdict`` with actionable reasons.
+
+Processes: the reference worker (task code only) makes each case; the candidate worker (solution
+code only) runs it; this process (neither) compares. Secret seeds never leave this process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kernelarena.errors import TaskError
+from kernelarena.sandbox.process import Worker, WorkerFailure
+from kernelarena.types import CaseResult, CheckOptions, Task, Variant, Verdict
+from kernelarena.verify import static
+from kernelarena.verify.canaries import passing_canaries
+from kernelarena.verify.compare import compare
+from kernelarena.verify.policy import disallowed
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CasePlan:
+    variant: Variant
+    label: str  # what a user sees: never the seed itself
+    seed: int
+    distribution: str
+
+
+def new_secret() -> int:
+    return int.from_bytes(os.urandom(8), "little")
+
+
+def _seed(secret: int, *parts: Any) -> int:
+    h = hashlib.blake2b(repr((secret, *parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(h, "little") & ((1 << 62) - 1)
+
+
+def plan_cases(task: Task, options: CheckOptions, secret: int) -> list[CasePlan]:
+    """Headline: every seed x every distribution. Other variants: every seed, distributions rotated."""
+    dists = options.distributions or ("as-given",)
+    plans = []
+    for v in task.variants:
+        for k in range(max(1, options.seeds)):
+            chosen = dists if v.index == 0 else (dists[(v.index + k) % len(dists)],)
+            for d in chosen:
+                plans.append(CasePlan(v, f"seed#{k + 1}/{d}", _seed(secret, v.index, k), d))
+    return plans
+
+
+def make_case(ref: Worker, task: Task, plan: CasePlan, timeout_s: float | None) -> dict[str, Any]:
+    return ref.request(
+        {
+            "op": "make_case",
+            "task_path": str(task.path),
+            "overrides": plan.variant.overrides,
+            "seed": plan.seed,
+            "distribution": plan.distribution,
+            "perturb": None if task.perturb_inputs is None else list(task.perturb_inputs),
+            "randomize_params": task.randomize_params,
+            "float64": task.float64_reference,
+        },
+        timeout_s,
+    )
+
+
+def _nbytes(value: Any) -> int:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, list | tuple):
+        return sum(_nbytes(v) for v in value)
+    return 0
+
+
+def _bitwise_equal(a: Any, b: Any) -> bool:
+    import torch
+
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return (
+            a.shape == b.shape
+            and a.dtype == b.dtype
+            and torch.equal(a.view(-1).view(torch.uint8), b.view(-1).view(torch.uint8))
+            if a.numel()
+            else a.shape == b.shape
+        )
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_bitwise_equal(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+class _Run:
+    """Accumulates reasons, flags and case results for one verification."""
+
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+        self.flags: list[str] = []
+        self.cases: list[CaseResult] = []
+        self.notes: list[str] = []
+
+    def reason(self, text: str) -> None:
+        if text not in self.reasons:
+            self.reasons.append(text)
+
+    def flag(self, text: str) -> None:
+        if text not in self.flags:
+            self.flags.append(text)
+
+
+def static_findings(source: str, options: CheckOptions, run: _Run) -> None:
+    for f in static.scan(source):
+        if f.kind in ("tamper", "syntax"):
+            run.reason(f"static: {f}")
+        elif f.kind == "compute":
+            (run.reason if options.policy == "strict" else run.flag)(f"static: {f}")
+
+
+def verify(
+    task: Task,
+    solution_path: Any,
+    options: CheckOptions,
+    ref: Worker,
+    cand: Worker,
+    *,
+    secret: int | None = None,
+) -> Verdict:
+    """Run every planned case; stop early on a crash, skip the rest of a variant once it fails."""
+    t0 = time.monotonic()
+    run = _Run()
+    run.notes.extend(task.notes)
+    secret = options.secret if options.secret is not None else (secret or new_secret())
+    source = Path(solution_path).read_text(encoding="utf-8", errors="replace")
+    static_findings(source, options, run)
+    checked = ["static scan of the solution source (harness tampering, torch compute calls)"]
+    not_checked: list[str] = []
+    if any(r.startswith("static: line") and "syntax error" in r for r in run.reasons):
+        return _verdict(run, checked, not_checked, t0)
+    try:
+        reply = cand.request({"op": "load", "path": str(solution_path)}, options.timeout_s)
+    except WorkerFailure as exc:
+        run.reason(f"importing the solution: worker {exc}")
+        return _verdict(run, checked, not_checked, t0)
+    if reply.get("error"):
+        run.reason(f"importing the solution failed: {reply['error']}")
+        return _verdict(run, checked, not_checked, t0)
+
+    plans = plan_cases(task, options, secret)
+    failed_variants: set[int] = set()
+    dropped: set[int] = set()
+    first_of_variant: set[int] = set()
+    threads: list[int] = []
+    n_run = 0
+    for plan in plans:
+        vi = plan.variant.index
+        if vi in failed_variants or vi in dropped:
+            continue
+        try:
+            case = make_case(ref, task, plan, None)
+        except WorkerFailure as exc:
+            raise TaskError(f"the reference worker failed on variant {plan.variant.label}: {exc}") from None
+        if case.get("error"):
+            if plan.variant.derived:
+                dropped.add(vi)
+                run.notes.append(
+                    f"derived variant {plan.variant.label} dropped: the reference raised {case['error']}"
+                )
+                continue
+            raise TaskError(f"the reference Model failed on variant {plan.variant.label}: {case['error']}")
+        if case.get("reference_note"):
+            run.flag(f"reference: {case['reference_note']}")
+        reference = case["reference"] if case["reference"] is not None else case["native"]
+        first = vi not in first_of_variant
+        first_of_variant.add(vi)
+        patterns = [0xFF, 0x3C] if (first and options.repeat_determinism) else [0xA5]
+        prefill = max(1 << 20, 2 * _nbytes(case["native"]))
+        try:
+            out = cand.request(
+                {
+                    "op": "run_case",
+                    "init_inputs": case["init_inputs"],
+                    "state_dict": case["state_dict"],
+                    "inputs": case["inputs"],
+                    "trace": first,
+                    "prefill_bytes": min(prefill, 1 << 30),
+                    "prefill_patterns": patterns,
+                    "in_place": task.in_place,
+                },
+                options.timeout_s,
+            )
+        except WorkerFailure as exc:
+            run.reason(f"variant {plan.variant.label} ({plan.label}): the candidate {exc}")
+            run.cases.append(CaseResult(plan.variant.label, plan.label, False, str(exc)))
+            break
+        n_run += 1
+        ok = _judge_case(task, plan, case, reference, out, options, run, first)
+        threads.extend(out.get("native_threads", []))
+        if not ok:
+            failed_variants.add(vi)
+    if len(threads) >= 4 and threads[-1] > threads[1] + 2 and threads == sorted(threads):
+        run.reason(
+            f"escape: the candidate's native thread count grew from {threads[1]} to {threads[-1]} over "
+            "successive calls (threads left running after forward returns)"
+        )
+    if dropped and len(dropped) == sum(1 for v in task.variants if v.derived):
+        run.notes.append("no derived variant was valid for this task: only its own shape was verified")
+    checked += [
+        f"{n_run} case(s) over {len(first_of_variant)} variant(s) x secret seeds x input distributions "
+        f"({', '.join(options.distributions)}) against a "
+        + ("float64 reference" if task.float64_reference else "native-precision reference"),
+        "exact output type (torch.Tensor), shape, dtype; non-finite values only where the reference has them",
+        "tolerance scale-relative and tied to torch's own error against float64",
+        "inputs unchanged; outputs do not alias inputs, parameters or earlier outputs",
+        "reference weights re-drawn at random and copied in by name",
+        "no Python threads or child processes left running after forward",
+        f"policy {options.policy}: ATen ops traced in forward (first call of each variant)",
+        "canary outputs (zeros, ones, mean, passthrough) tested against the task",
+    ]
+    if options.repeat_determinism:
+        checked.append("determinism: two runs on differently pre-filled memory compared bitwise")
+    not_checked += [
+        "speed plausibility and sampled checks of timed calls (done by `karena bench`)",
+        "race detection beyond repeated runs (no sanitizer)",
+    ]
+    if options.device == "cpu":
+        not_checked.append("GPU-specific guards (side streams, stale device memory): CPU device")
+    return _verdict(run, checked, not_checked, t0)
+
+
+def _judge_case(
+    task: Task,
+    plan: CasePlan,
+    case: dict[str, Any],
+    reference: Any,
+    out: dict[str, Any],
+    options: CheckOptions,
+    run: _Run,
+    first: bool,
+) -> bool:
+    where = f"variant {plan.variant.label} ({plan.label})"
+    if out.get("error"):
+        kind = out.get("kind")
+        if kind == "memory":
+            msg = f"{where}: the candidate ran out of memory: {out['error']}"
+        elif kind == "solution":
+            msg = f"{where}: {out['error']}"
+        else:
+            tb = (out.get("traceback") or "").strip().splitlines()
+            at = next((ln.strip() for ln in reversed(tb) if ln.strip().startswith("File")), "")
+            msg = f"{where}: forward raised {out['error']}" + (f" ({at})" if at else "")
+        run.reason(msg)
+        run.cases.append(CaseResult(plan.variant.label, plan.label, False, msg))
+        return False
+    runs = out["runs"]
+    ok = True
+    for r in runs:
+        for finding in r["findings"]:
+            run.reason(f"{where}: {finding}")
+            ok = False
+        bad_ops = disallowed(r.get("ops") or {})
+        if bad_ops:
+            ops = ", ".join(f"{k}({v})" for k, v in sorted(bad_ops.items()))
+            msg = f"policy: forward ran torch compute ops {ops}; do the computation in the solution's own kernel"
+            if options.policy == "strict":
+                run.reason(msg)
+                ok = False
+            else:
+                run.flag(msg)
+    res = compare(runs[0]["outputs"], reference, case["native"], atol=task.atol, rtol=task.rtol)
+    if not res.ok:
+        run.reason(f"{where}: {res.reason}")
+        ok = False
+    elif len(runs) > 1 and not _bitwise_equal(runs[0]["outputs"], runs[1]["outputs"]):
+        again = compare(runs[1]["outputs"], reference, case["native"], atol=task.atol, rtol=task.rtol)
+        if not again.ok:
+            run.reason(
+                f"{where}: a second run on the same inputs (different pre-filled memory) gave different, "
+                f"wrong results ({again.reason}): uninitialized memory or a race"
+            )
+            ok = False
+        else:
+            run.flag(
+                f"nondeterministic: {where} outputs differ bitwise between two runs (both within tolerance)"
+            )
+    run.cases.append(
+        CaseResult(
+            plan.variant.label,
+            plan.label,
+            ok and res.ok,
+            None if ok else run.reasons[-1],
+            res.max_abs_err,
+            res.max_rel_err,
+            res.tolerance,
+        )
+    )
+    if first:
+        weak = passing_canaries(reference, case["native"], case["inputs"], task.atol, task.rtol)
+        if weak:
+            run.flag(f"weak-task: canary output(s) {', '.join(weak)} pass variant {plan.variant.label}")
+    return ok
+
+
+def _verdict(run: _Run, checked: list[str], not_checked: list[str], t0: float) -> Verdict:
+    return Verdict(
+        passed=not run.reasons,
+        reasons=tuple(run.reasons),
+        flags=tuple(run.flags),
+        cases=tuple(run.cases),
+        checked=tuple(checked),
+        not_checked=tuple(not_checked),
+        elapsed_s=time.monotonic() - t0,
+        notes=tuple(run.notes),
+    )
