@@ -38,22 +38,65 @@ COMPILE_MODES = ("default", "max-autotune-no-cudagraphs")
 IMPLAUSIBLE_SPEEDUP = 100.0
 
 
+INTERPRETER_MAX_BYTES = 1 << 20  # the Triton interpreter runs ~1000x slower than a GPU
+
+
 def load_solution(path: str | Path) -> Solution:
+    from kernelarena.backends.registry import detect_backend
+
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"solution file not found: {path}")
-    text = p.read_text(errors="replace")
-    if "triton.jit" in text or "@triton" in text:
-        backend = "triton"
-    elif "load_inline" in text or "nvrtc" in text.lower():
-        backend = "cuda"
-    elif "numba" in text:
-        backend = "numba"
-    elif "load_library" in text or "ctypes" in text:
-        backend = "c"
-    else:
-        backend = "torch"
-    return Solution(p.resolve(), source_hash(p), backend)
+    return Solution(p.resolve(), source_hash(p), detect_backend(p.read_text(errors="replace")))
+
+
+def _interpreted(sol: Solution, options: CheckOptions) -> bool:
+    return sol.backend == "triton" and options.device == "cpu"
+
+
+def _for_interpreter(task: Task, options: CheckOptions) -> tuple[Task, CheckOptions]:
+    """Triton on a CPU: only small shapes (scaled down if needed), one seed, a long timeout."""
+    from kernelarena.tasks.loader import input_bytes, scale_to_fit
+
+    small = [v for v in task.variants if (input_bytes(task.path, v.overrides) or 0) <= INTERPRETER_MAX_BYTES]
+    notes = list(task.notes)
+    if not small:
+        smallest = min(task.variants, key=lambda v: input_bytes(task.path, v.overrides) or 0)
+        overrides, note = scale_to_fit(task.path, smallest.overrides, INTERPRETER_MAX_BYTES)
+        small = [replace(smallest, overrides=overrides)]
+        notes.append(f"Triton interpreter: {note}")
+    skipped = [v.label for v in task.variants if v not in small]
+    if skipped:
+        notes.append(f"Triton interpreter on CPU: variants not verified (too large): {'; '.join(skipped)}")
+    small = [replace(v, index=i) for i, v in enumerate(small)]
+    opts = replace(
+        options, seeds=1, distributions=("as-given", "scaled"), timeout_s=max(options.timeout_s or 0, 600)
+    )
+    return replace(task, variants=tuple(small), notes=tuple(notes)), opts
+
+
+def _compile_check(sol: Solution, options: CheckOptions) -> tuple[list[str], list[str]]:
+    """sm_90 compile of a Triton solution's kernels, in a worker of its own (no interpreter)."""
+    reasons, flags = [], []
+    with Worker("candidate", threads=options.threads, memory_bytes=options.memory_bytes) as w:
+        try:
+            r = w.request({"op": "compile_check", "path": str(sol.path), "arch": 90}, timeout_s=600)
+        except WorkerFailure as exc:
+            return [f"sm_90 compile check: worker {exc}"], []
+    if r.get("error"):
+        return [f"sm_90 compile check failed: {r['error']}"], []
+    if r.get("compile_error"):
+        reasons.append(f"sm_90 compile check failed: {r['compile_error']}")
+    for k in r.get("kernels", []):
+        if not k["ok"]:
+            reasons.append(f"sm_90: kernel {k['name']} does not compile: {k['error']}")
+        else:
+            flags.append(f"sm_90: kernel {k['name']}: {k['n_regs']} registers, {k['n_spills']} spill bytes")
+    if r.get("unchecked"):
+        flags.append(
+            f"sm_90: kernels without TRITON_COMPILE_SPECS were not compile-checked: {', '.join(r['unchecked'])}"
+        )
+    return reasons, flags
 
 
 def _as_task(task: str | Path | Task, max_bytes: int | None) -> Task:
@@ -62,6 +105,8 @@ def _as_task(task: str | Path | Task, max_bytes: int | None) -> Task:
 
 def _key_parts(task: Task, solution: Solution, options: CheckOptions) -> dict[str, Any]:
     return {
+        "backend": solution.backend,
+        "interpreter": _interpreted(solution, options),
         "task_hash": task.source_hash,
         "variants": [v.overrides for v in task.variants],
         "solution_hash": solution.source_hash,
@@ -84,11 +129,15 @@ def _meta(task: Task, solution: Solution, baseline: str | None, options: CheckOp
 
 
 @contextlib.contextmanager
-def _workers(options: CheckOptions) -> Iterator[tuple[Worker, Worker]]:
+def _workers(
+    options: CheckOptions, candidate_env: dict[str, str] | None = None
+) -> Iterator[tuple[Worker, Worker]]:
     # Both start at once so their interpreter start-up overlaps.
     ref = Worker("reference", threads=options.threads, memory_bytes=options.memory_bytes)
     try:
-        cand = Worker("candidate", threads=options.threads, memory_bytes=options.memory_bytes)
+        cand = Worker(
+            "candidate", threads=options.threads, memory_bytes=options.memory_bytes, env=candidate_env
+        )
         try:
             yield ref, cand
         finally:
@@ -131,8 +180,7 @@ def check(
         if cached is not None:
             v = verdict_from_json(cached["result"])
             return replace(v, notes=(*v.notes, "reused a stored record (use --fresh to re-run)"))
-    with _workers(options) as (ref, cand):
-        verdict = verify(t, sol.path, options, ref, cand)
+    verdict = _verify_any(t, sol, options)
     if store is not None:
         store.put(
             key,
@@ -141,6 +189,27 @@ def check(
             {"verdict": verdict.verdict, "result": to_jsonable(verdict)},
         )
     return verdict
+
+
+def _verify_any(t: Task, sol: Solution, options: CheckOptions) -> Verdict:
+    """``verify`` in fresh workers; Triton on a CPU runs under the interpreter plus an sm_90 compile."""
+    if not _interpreted(sol, options):
+        with _workers(options) as (ref, cand):
+            return verify(t, sol.path, options, ref, cand)
+    from kernelarena.backends.triton import INTERPRETER_FLAG, interpreter_env
+
+    small_task, small_opts = _for_interpreter(t, options)
+    with _workers(small_opts, candidate_env=interpreter_env()) as (ref, cand):
+        verdict = verify(small_task, sol.path, small_opts, ref, cand)
+    reasons, flags = _compile_check(sol, options)
+    return replace(
+        verdict,
+        passed=verdict.passed and not reasons,
+        reasons=verdict.reasons + tuple(reasons),
+        flags=(*verdict.flags, INTERPRETER_FLAG, *flags),
+        checked=(*verdict.checked, "Triton kernels compiled for sm_90 (registers, spills)"),
+        not_checked=(*verdict.not_checked, "execution on a GPU (Triton ran under its CPU interpreter)"),
+    )
 
 
 def timing_inputs(ref: Worker, task: Task, n_sets: int, secret: int) -> timing.TimingInputs:
@@ -160,6 +229,10 @@ def timing_inputs(ref: Worker, task: Task, n_sets: int, secret: int) -> timing.T
         natives=[c["native"] for c in cases],
         atol=task.atol,
         rtol=task.rtol,
+        task_path=str(task.path),
+        overrides=dict(task.headline.overrides),
+        perturb=None if task.perturb_inputs is None else list(task.perturb_inputs),
+        float64=task.float64_reference,
     )
 
 
@@ -188,10 +261,14 @@ def roofline_percent(
     if not flops and not bytes_moved:
         return None, None
     try:
-        from kernelarena.hw.profile import load_or_measure, percent_of_roofline
+        from kernelarena.hw import load_or_measure, percent_of_roofline
 
         profile = load_or_measure(settings.db_path(), quick=True)
-        return float(percent_of_roofline(profile, flops or 0.0, bytes_moved or 0.0, median_ms)), None
+        # the working set decides which bandwidth applies: an in-cache one is judged against cache
+        pct = percent_of_roofline(
+            profile, flops or 0.0, bytes_moved or 0.0, median_ms, working_set_bytes=bytes_moved
+        )
+        return float(pct), None
     except Exception as exc:  # the profile is an extra: its failure never sinks a bench
         return None, f"roofline unavailable: {type(exc).__name__}: {exc}"
 
@@ -228,6 +305,11 @@ def bench(
             return bench_from_json(cached["result"], note="reused a stored record (use --fresh to re-run)")
     threads = copts.threads or topts.threads or settings.num_threads()
     secret = copts.secret if copts.secret is not None else new_secret()
+    if _interpreted(sol, copts):
+        verdict = verified if verified is not None else _verify_any(t, sol, copts)
+        return BenchResult(verdict=verdict, baseline_kind=baseline,
+                           flags=("timing skipped: a Triton solution on a CPU runs under the interpreter; "
+                                  "time it with --device cuda on a GPU",))  # fmt: skip
     with _workers(copts) as (ref, cand):
         if progress:
             progress("verifying")
@@ -286,7 +368,7 @@ def _timed(
                 else:
                     timing.setup_side(ref, inputs, topts, threads)
             pair = timing.time_pair(cand, base, inputs, topts, threads, secret=secret,
-                                    baseline_checks=base_sol is not None, progress=progress)  # fmt: skip
+                                    baseline_checks=base_sol is not None, progress=progress, reference=ref)  # fmt: skip
     except timing.TimingRejected as exc:
         return BenchResult(verdict=verdict, baseline_kind=baseline, reasons=(str(exc),))
     except WorkerFailure as exc:

@@ -299,7 +299,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
 
 
 def cmd_hw(args: argparse.Namespace) -> int:
-    from kernelarena.hw import profile as hw
+    from kernelarena import hw
 
     prof = hw.load_or_measure(args.db or settings.db_path(), refresh=args.refresh, quick=args.quick)
     _emit(args, json.loads(prof.to_json()), hw.describe(prof))

@@ -182,6 +182,10 @@ def op_make_case(msg: dict[str, Any]) -> dict[str, Any]:
     model.eval()
     torch.manual_seed(seed + 1)
     inputs = _as_list(module.get_inputs())
+    if msg.get("resample"):  # lint: the same case with some inputs drawn again
+        torch.manual_seed(int(msg["resample_seed"]))
+        other = _as_list(module.get_inputs())
+        inputs = [other[i] if i in msg["resample"] else x for i, x in enumerate(inputs)]
     inputs = _perturb(inputs, msg["distribution"], msg.get("perturb"), seed + 2)
     with torch.no_grad():
         native = model(*[x.clone() if isinstance(x, torch.Tensor) else x for x in inputs])
@@ -392,15 +396,38 @@ def op_setup_timing(msg: dict[str, Any]) -> dict[str, Any]:
     return {"warmup_calls": calls, "native_threads": _native_threads()}
 
 
+def _nudge(inputs: list[Any], allowed: list[int] | None, rng: random.Random) -> None:
+    """Change one element of each perturbable floating input, outside the timed region.
+
+    Every timed call then sees inputs no earlier call saw, at the same addresses: a kernel that
+    caches results by pointer, shape or content returns stale outputs, which the sampled checks
+    of timed calls catch. Positive factors keep signs (e.g. second moments stay >= 0).
+    """
+    import torch
+
+    for i, x in enumerate(inputs):
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.numel() == 0:
+            continue
+        if allowed is not None and i not in allowed:
+            continue
+        flat = x.view(-1) if x.is_contiguous() else None
+        if flat is None:
+            continue
+        pos = rng.randrange(flat.numel())
+        flat[pos] = flat[pos] * (0.5 if rng.random() < 0.5 else 2.0)
+
+
 def op_time_batch(msg: dict[str, Any]) -> dict[str, Any]:
-    """Time ``n_calls`` calls; keep the outputs of the calls listed in ``sample`` for checking."""
+    """Time ``n_calls`` calls; keep the inputs and outputs of the calls listed in ``sample``."""
     import torch
 
     model, sets = _state["timed_model"], _state["input_sets"]
     n, offset = int(msg["n_calls"]), int(msg.get("offset", 0))
     sample = set(msg.get("sample") or [])
-    gaps = random.Random(int(msg.get("gap_seed", 0)))
+    rng = random.Random(int(msg.get("gap_seed", 0)))
     gap_ms = float(msg.get("gap_ms", 0.0))
+    nudge = bool(msg.get("nudge", False))
+    allowed = msg.get("perturb")
     flush = _state["flush"] if msg.get("cache", "cold") == "cold" else None
     times, kept = [], {}
     py_threads = {t.ident for t in threading.enumerate()}
@@ -408,21 +435,67 @@ def op_time_batch(msg: dict[str, Any]) -> dict[str, Any]:
     with torch.no_grad():
         for i in range(n):
             idx = (offset + i) % len(sets)
+            if nudge:
+                _nudge(sets[idx], allowed, rng)
+            if i in sample:
+                sent = _map_tensors(sets[idx], lambda t: t.clone())
             if flush is not None:
                 flush.add_(1.0)  # touch the whole buffer: evicts the kernel's data from cache
             if gap_ms:
-                _sleep(gaps.uniform(0.0, 2.0 * gap_ms) / 1e3)
+                _sleep(rng.uniform(0.0, 2.0 * gap_ms) / 1e3)
             t0 = _perf_ns()
             out = model(*sets[idx])
             t1 = _perf_ns()
             times.append((t1 - t0) / 1e6)
             if i in sample:
-                kept[str(i)] = {"set": idx, "outputs": _map_tensors(out, lambda t: t.clone())}
+                kept[str(i)] = {"inputs": sent, "outputs": _map_tensors(out, lambda t: t.clone())}
             del out
     span_ms = (_perf_ns() - span0) / 1e6
     leaked = [t.name for t in threading.enumerate() if t.ident not in py_threads and t.is_alive()]
     return {"times_ms": times, "span_ms": span_ms, "samples": kept, "leaked_threads": leaked,
             "native_threads": _native_threads()}  # fmt: skip
+
+
+def op_reference_for(msg: dict[str, Any]) -> dict[str, Any]:
+    """Reference outputs (float64 and native) of the task's Model for given weights and inputs."""
+    import copy
+
+    import torch
+
+    module = _exec_task(msg["task_path"], msg["overrides"])
+    model = module.Model(*msg["init_inputs"])
+    model.load_state_dict(msg["state_dict"])
+    model.eval()
+    inputs = list(msg["inputs"])
+    with torch.no_grad():
+        native = model(*[x.clone() if isinstance(x, torch.Tensor) else x for x in inputs])
+        reference = None
+        if msg.get("float64", True):
+            try:
+                x64 = [
+                    x.double() if isinstance(x, torch.Tensor) and x.is_floating_point() else x for x in inputs
+                ]
+                reference = copy.deepcopy(model).double()(*x64)
+            except Exception:
+                reference = None
+    return {"native": native, "reference": reference}
+
+
+def op_compile_check(msg: dict[str, Any]) -> dict[str, Any]:
+    """Compile a Triton solution's kernels for a GPU target without a GPU (candidate role)."""
+    from kernelarena.backends.triton import compile_check_file
+
+    report = compile_check_file(msg["path"], int(msg.get("arch", 90)))
+    return {
+        "ok": report.ok,
+        "error": None,
+        "compile_error": report.error,
+        "unchecked": list(report.unchecked),
+        "kernels": [
+            {"name": name, "ok": r.ok, "error": r.error, "n_regs": r.n_regs, "n_spills": r.n_spills}
+            for name, r in report.results
+        ],
+    }
 
 
 # --- main loop -------------------------------------------------------------------------------
@@ -433,6 +506,8 @@ _OPS = {
     "run_case": op_run_case,
     "setup_timing": op_setup_timing,
     "time_batch": op_time_batch,
+    "reference_for": op_reference_for,
+    "compile_check": op_compile_check,
     "ping": lambda msg: {"pid": os.getpid()},
 }
 

@@ -174,19 +174,30 @@ def scale_to_fit(path: Path, overrides: dict[str, Any], max_bytes: int) -> tuple
     return scaled, note
 
 
-def _derived_variants(module: types.ModuleType) -> list[dict[str, Any]]:
+def _independent_sizes(path: Path, module: types.ModuleType) -> dict[str, int]:
+    """Size globals that are not computed from other globals (``hidden = 2 * dim`` is derived)."""
+    sizes = _size_globals(module)
+    derived: set[str] = set()
+    for k, v in sizes.items():
+        probe = exec_task_module(path, {k: v + 1})
+        derived |= {h for h in sizes if h != k and getattr(probe, h, None) != sizes[h]}
+        sys.modules.pop(probe.__name__, None)
+    return {k: v for k, v in sizes.items() if k not in derived}
+
+
+def _derived_variants(path: Path, module: types.ModuleType) -> list[dict[str, Any]]:
     """Extra shapes for a task without VARIANTS: odd smaller sizes, and batch 1.
 
     Whether each is valid is only known by running it; the verifier drops the ones the reference
     cannot run and says so.
     """
-    sizes = _size_globals(module)
+    sizes = _independent_sizes(path, module)
     if not sizes:
         return []
     out = [{k: max(1, (v // 2) | 1) if v > 3 else v for k, v in sizes.items()}]
     batch = {k: 1 for k in sizes if "batch" in k or k in ("b", "bs", "n_seq", "num_seqs")}
     if batch:
-        out.append({**{k: v for k, v in sizes.items()}, **batch})
+        out.append(batch)
     return out
 
 
@@ -214,7 +225,7 @@ def load_task(ref: str | Path, *, max_bytes: int | None = None) -> Task:
             variants = [Variant(i, dict(v)) for i, v in enumerate(raw)]
         else:
             variants = [Variant(0, {})]
-            derived = _derived_variants(module)
+            derived = _derived_variants(path, module)
             variants += [Variant(i + 1, d, derived=True) for i, d in enumerate(derived)]
             notes.append(
                 f"no VARIANTS: derived {len(derived)} extra shape(s) from the size globals"

@@ -44,10 +44,14 @@ class TimingInputs:
     init_inputs: list[Any]
     state_dict: dict[str, Any]
     input_sets: list[list[Any]]
-    references: list[Any]  # reference outputs per input set, for the sampled checks
+    references: list[Any]  # reference outputs per input set
     natives: list[Any]
     atol: float | None = None
     rtol: float | None = None
+    task_path: str = ""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    perturb: list[int] | None = None
+    float64: bool = True
 
 
 @dataclass
@@ -106,8 +110,10 @@ def _batch(
     inputs: TimingInputs,
     rng: random.Random,
     gap_ms: float,
+    reference: Worker | None = None,
 ) -> tuple[list[float], list[str]]:
-    sample = [rng.randrange(n_calls)] if side.check_samples else []
+    """One timed batch; ``reference`` (the reference worker) checks the sampled calls' outputs."""
+    sample = [rng.randrange(n_calls)] if side.check_samples and reference is not None else []
     t0 = time.perf_counter()
     reply = side.worker.request(
         {
@@ -118,6 +124,8 @@ def _batch(
             "cache": options.cache,
             "gap_ms": gap_ms,
             "gap_seed": rng.randrange(1 << 30),
+            "nudge": True,
+            "perturb": inputs.perturb,
         }
     )
     wall_ms = (time.perf_counter() - t0) * 1e3
@@ -144,12 +152,28 @@ def _batch(
             f"escape: {side.name} left threads running during timing: {reply['leaked_threads'][:3]}"
         )
     for key, s in (reply.get("samples") or {}).items():
-        idx = int(s["set"])
-        res = compare(
-            s["outputs"], inputs.references[idx], inputs.natives[idx], atol=inputs.atol, rtol=inputs.rtol
+        assert reference is not None
+        ref = reference.request(
+            {
+                "op": "reference_for",
+                "task_path": inputs.task_path,
+                "overrides": inputs.overrides,
+                "init_inputs": inputs.init_inputs,
+                "state_dict": inputs.state_dict,
+                "inputs": s["inputs"],
+                "float64": inputs.float64,
+            }
         )
+        if ref.get("error"):
+            problems.append(f"the reference failed on a sampled timed call: {ref['error']}")
+            continue
+        expected = ref["reference"] if ref["reference"] is not None else ref["native"]
+        res = compare(s["outputs"], expected, ref["native"], atol=inputs.atol, rtol=inputs.rtol)
         if not res.ok:
-            problems.append(f"a timed call (#{key} of a batch) returned wrong results: {res.reason}")
+            problems.append(
+                f"a timed call (#{key} of a batch) returned wrong results (work skipped or cached across "
+                f"calls?): {res.reason}"
+            )
     return times, problems
 
 
@@ -178,6 +202,8 @@ def time_pair(
     secret: int,
     baseline_checks: bool = False,
     progress: Callable[[str], None] | None = None,
+    reference: Worker | None = None,
+    sample_every: int = 3,
 ) -> PairTiming:
     """Interleave batches of the two (already set-up) workers until the speedup CI is tight."""
     rng = random.Random(secret ^ 0x71E)
@@ -202,7 +228,8 @@ def time_pair(
         order = (base, cand) if r % 2 == 0 else (cand, base)
         for side in order:
             try:
-                times, problems = _batch(side, n, offset, options, inputs, rng, gap_ms[side.name])
+                checker = reference if (r % sample_every == sample_every - 1 or r == 0) else None
+                times, problems = _batch(side, n, offset, options, inputs, rng, gap_ms[side.name], checker)
             except WorkerFailure as exc:
                 raise TimingRejected(f"{side.name} worker {exc} while being timed") from None
             side.rounds.append(times)

@@ -250,7 +250,7 @@ def _judge_case(
         if kind == "memory":
             msg = f"{where}: the candidate ran out of memory: {out['error']}"
         elif kind == "solution":
-            msg = f"{where}: {out['error']}"
+            msg = str(out["error"])  # the same for every case: said once
         else:
             tb = (out.get("traceback") or "").strip().splitlines()
             at = next((ln.strip() for ln in reversed(tb) if ln.strip().startswith("File")), "")

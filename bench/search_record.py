@@ -1,0 +1,82 @@
+"""Measure full template spaces once (exhaustive tune on a moderate shape) into recording JSON files.
+
+The recordings feed ``bench/search_benchmark.py``, which compares strategies in simulation mode.
+Each task is tuned with the real loop (strategy "exhaustive", results in a SQLite store, so an
+interrupted run resumes), using the crash-isolated local evaluator (NOT the sandboxed harness).
+
+    .venv/bin/python bench/search_record.py [--tasks rmsnorm,gemm_fp32] [--out-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from pathlib import Path
+
+from kernelarena.search.hwinfo import hardware
+from kernelarena.search.local_eval import IsolatedLocalEvaluator
+from kernelarena.search.loop import tune
+from kernelarena.search.simulate import recording_from_store
+from kernelarena.search.store import TuneStore
+from kernelarena.search.types import TuneRequest
+
+ROOT = Path(__file__).resolve().parents[1]
+TASKS_DIR = ROOT / "src/kernelarena/tasks/suites/llm"
+
+# moderate shapes: every full space measurable in a few minutes on a 2-core machine
+SHAPES: dict[str, dict[str, int]] = {
+    "gemm_fp32": {"m": 256, "k": 512, "n": 512},
+    "flat_gemm_decode": {"tokens": 8, "in_features": 2048, "out_features": 2048},
+    "decode_attention": {"batch": 2, "heads": 8, "seq": 1024, "head_dim": 128},
+    "w4a16_gemv": {"tokens": 4, "in_features": 4096, "out_features": 2048, "group_size": 64},
+    "ternary_matmul": {"tokens": 8, "in_features": 2048, "out_features": 2048},
+    "rmsnorm": {"rows": 512, "dim": 2048},
+    "layernorm": {"rows": 384, "dim": 2048},
+    "add_rmsnorm": {"rows": 256, "dim": 2048},
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--tasks", default="w4a16_gemv,ternary_matmul,decode_attention,flat_gemm_decode,gemm_fp32,rmsnorm")
+    ap.add_argument("--out-dir", type=Path, default=ROOT / ".karena/search_recordings")
+    ap.add_argument("--db", type=Path, default=ROOT / ".karena/search_recordings/record.db")
+    ap.add_argument("--time-budget-s", type=float, default=0.1)
+    # 1 thread by default: on a shared 2-core machine (load 8-12 from other users) two OpenMP threads
+    # spin at barriers while descheduled and single calls varied from 1 ms to 800 ms
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by the spawned evaluator worker
+    logging.basicConfig(level=logging.WARNING)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    hw = hardware()
+    store = TuneStore(args.db)
+    for task in args.tasks.split(","):
+        t0 = time.time()
+        path = TASKS_DIR / f"{task}.py"
+        with IsolatedLocalEvaluator(
+            path, shape=SHAPES[task], time_budget_s=args.time_budget_s, min_reps=5, threads=args.threads
+        ) as ev:
+            last = [time.time()]
+
+            def progress(p, task=task, last=last):  # type: ignore[no-untyped-def]
+                if time.time() - last[0] > 20:
+                    last[0] = time.time()
+                    print(f"  {task}: {p.evaluations + p.reused} done, best {p.best_speedup}", flush=True)
+
+            res = tune(TuneRequest(task_path=path, strategy="exhaustive"), ev, store, progress)
+        rec = recording_from_store(store, task, res.shape_id, hw.machine_id)
+        out = args.out_dir / f"{task}.json"
+        rec.save(out)
+        print(
+            f"{task}: {len(rec.points)} points ({res.evaluations} measured now, {res.reused} reused, "
+            f"{res.failures} failed) baseline {res.baseline_ms:.3f} ms, best {res.best_ms} ms "
+            f"(x{res.best_speedup}), {time.time() - t0:.0f} s -> {out}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

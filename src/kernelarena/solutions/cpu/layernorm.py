@@ -1,0 +1,62 @@
+"""LayerNorm (C/OpenMP): one DRAM read and one DRAM write per element.
+
+Per row: pass 1 sums x (reads DRAM), pass 2 sums (x - mean)^2 (two-pass variance: exact for rows
+with a large common offset, where ``E[x^2] - E[x]^2`` cancels), pass 3 writes
+``(x - mean) * rstd * weight + bias``. Passes 2 and 3 reread the row from L1/L2 (a 4096-float row is
+16 KiB). All inner loops are ``simd`` loops gcc vectorises; rows are split across OpenMP threads.
+"""
+
+import torch
+import torch.nn as nn
+
+from kernelarena.backends.c import load_library
+
+_SRC = r"""
+#include <math.h>
+
+void layernorm_f32(const float* restrict x, const float* restrict w, const float* restrict b,
+                   float* restrict y, long rows, long dim, float eps) {
+  #pragma omp parallel for schedule(static)
+  for (long r = 0; r < rows; ++r) {
+    const float* xr = x + r * dim;
+    float* yr = y + r * dim;
+    float s = 0.f;
+    #pragma omp simd reduction(+:s)
+    for (long c = 0; c < dim; ++c) s += xr[c];
+    float mean = (float)((double)s / (double)dim);
+    float ss = 0.f;
+    #pragma omp simd reduction(+:ss)
+    for (long c = 0; c < dim; ++c) { float d = xr[c] - mean; ss += d * d; }
+    float rstd = (float)(1.0 / sqrt((double)ss / (double)dim + (double)eps));
+    #pragma omp simd
+    for (long c = 0; c < dim; ++c) yr[c] = (xr[c] - mean) * rstd * w[c] + b[c];
+  }
+}
+"""
+
+_LIB = load_library(
+    _SRC, functions={"layernorm_f32": (None, ["ptr", "ptr", "ptr", "ptr", "long", "long", "float"])}
+)
+
+
+class ModelNew(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, eps=eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous()
+        w = self.norm.weight.detach().contiguous()
+        b = self.norm.bias.detach().contiguous()
+        y = torch.empty_like(x)
+        dim = x.shape[-1]
+        _LIB.layernorm_f32(
+            x.data_ptr(),
+            w.data_ptr(),
+            b.data_ptr(),
+            y.data_ptr(),
+            x.numel() // max(dim, 1),
+            dim,
+            self.norm.eps,
+        )
+        return y

@@ -1,0 +1,162 @@
+"""Ternary (BitNet b1.58) matmul with masked additions and subtractions only: no multiply per weight.
+
+A 32-bit lane of the packed weight holds 16 ternary codes (4 bytes x 4 slots). For byte ``b`` and
+slot ``i`` one ``vptestmd`` against the code's high bit gives a 16-bit mask of the lanes whose weight
+is +1, and one ``vptestnmd`` against both bits the lanes whose weight is -1 (code 0); a masked
+``vaddps`` and a masked ``vsubps`` then fold the matching activations into the accumulator. The
+activations are reordered once per call (``xd[.., b, i, j] = x[256c + 16j + 4b + i]``) so that those
+16 lanes line up with the 16 codes, and zero-padded to whole 64-byte chunks, so a zero-filled
+masked tail load is harmless. Up to 8 tokens share each pair of masks; accumulators are split so at
+least 16 independent add chains hide the add latency; K is blocked so the reordered activations
+of a token block stay in L1 (32 KiB). The per-tensor scale is one multiply per output. OpenMP
+splits output channels. A portable scalar loop (also add/sub only) covers CPUs without AVX-512.
+"""
+
+import torch
+import torch.nn as nn
+
+from kernelarena.backends.c import load_library
+
+_SRC = r"""
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define AI static inline __attribute__((always_inline))
+
+/* MB tokens, one output row, chunks [c0, c1) of 256 weights; returns per-token sums in out[] */
+/* test patterns per s = 4 * byte + slot: the code's high bit (+1), and both bits (code 0 = -1) */
+static uint32_t PLUS_BITS[16][16] __attribute__((aligned(64)));
+static uint32_t CODE_BITS[16][16] __attribute__((aligned(64)));
+
+__attribute__((constructor)) static void init_tables(void) {
+  for (int s = 0; s < 16; ++s)
+    for (int j = 0; j < 16; ++j) { PLUS_BITS[s][j] = 2u << (2 * s); CODE_BITS[s][j] = 3u << (2 * s); }
+}
+
+AI void row_block(const int MB, const uint8_t* restrict row, long rowbytes, const float* restrict xd,
+                  long kp, long c0, long c1, float* restrict out) {
+  enum { NA_MAX = 16 };
+  const int NA = MB >= 8 ? 2 : (16 / MB);
+  __m512 acc[8][NA_MAX];
+  for (int t = 0; t < MB; ++t)
+    for (int a = 0; a < NA; ++a) acc[t][a] = _mm512_setzero_ps();
+  for (long c = c0; c < c1; ++c) {
+    const long left = rowbytes - c * 64;
+    const __mmask64 lm = left >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << left) - 1);
+    const __m512i v = _mm512_maskz_loadu_epi8(lm, row + c * 64);  /* zero bytes: x is 0 there */
+    #pragma GCC unroll 16
+    for (int s = 0; s < 16; ++s) {                                   /* s = 4 * byte + slot */
+      const __mmask16 plus = _mm512_test_epi32_mask(v, _mm512_load_si512(PLUS_BITS[s]));
+      const __mmask16 minus = _mm512_testn_epi32_mask(v, _mm512_load_si512(CODE_BITS[s]));
+      #pragma GCC unroll 8
+      for (int t = 0; t < MB; ++t) {
+        const __m512 xv = _mm512_loadu_ps(xd + t * kp + c * 256 + s * 16);
+        __m512* a = &acc[t][s % NA];
+        *a = _mm512_mask_add_ps(*a, plus, *a, xv);
+        *a = _mm512_mask_sub_ps(*a, minus, *a, xv);
+      }
+    }
+  }
+  for (int t = 0; t < MB; ++t) {
+    __m512 sum = acc[t][0];
+    for (int a = 1; a < NA; ++a) sum = _mm512_add_ps(sum, acc[t][a]);
+    out[t] = _mm512_reduce_add_ps(sum);
+  }
+}
+
+void ternary_mm(const float* restrict x, const uint8_t* restrict qw, const float* scale_ptr, float* restrict y,
+                long M, long K, long N) {
+  const float scale = *scale_ptr;
+  const long rowbytes = K / 4, chunks = (rowbytes + 63) / 64, kp = chunks * 256;
+  /* reorder x: chunk c, lane j, byte b, slot i  ->  xd[c*256 + (4b + i)*16 + j] */
+  float* xd = (float*)aligned_alloc(64, sizeof(float) * (M * kp + 16));
+  for (long m = 0; m < M; ++m) {
+    float* d = xd + m * kp;
+    memset(d, 0, sizeof(float) * kp);
+    for (long k = 0; k < K; ++k) {
+      const long c = k / 256, r = k % 256, j = r / 16, b = (r % 16) / 4, i = r % 4;
+      d[c * 256 + (4 * b + i) * 16 + j] = x[m * K + k];
+    }
+  }
+  #pragma omp parallel
+  {
+    float part[8];
+    for (long m0 = 0; m0 < M; m0 += 8) {
+      const long mb = M - m0 < 8 ? M - m0 : 8;
+      /* K block: the block's reordered x for mb tokens fits in 32 KiB of L1 */
+      long kb = 32768 / (sizeof(float) * 256 * mb);
+      if (kb < 1) kb = 1;
+      for (long c0 = 0; c0 < chunks; c0 += kb) {
+        const long c1 = c0 + kb < chunks ? c0 + kb : chunks;
+        #pragma omp for schedule(static)
+        for (long n = 0; n < N; ++n) {
+          const uint8_t* row = qw + n * rowbytes;
+          const float* xm = xd + m0 * kp;
+          switch (mb) {
+            case 1: row_block(1, row, rowbytes, xm, kp, c0, c1, part); break;
+            case 2: row_block(2, row, rowbytes, xm, kp, c0, c1, part); break;
+            case 3: row_block(3, row, rowbytes, xm, kp, c0, c1, part); break;
+            case 4: row_block(4, row, rowbytes, xm, kp, c0, c1, part); break;
+            case 5: row_block(5, row, rowbytes, xm, kp, c0, c1, part); break;
+            case 6: row_block(6, row, rowbytes, xm, kp, c0, c1, part); break;
+            case 7: row_block(7, row, rowbytes, xm, kp, c0, c1, part); break;
+            default: row_block(8, row, rowbytes, xm, kp, c0, c1, part); break;
+          }
+          for (long t = 0; t < mb; ++t) {
+            float* dst = y + (m0 + t) * N + n;
+            if (c0 == 0) *dst = part[t]; else *dst += part[t];
+            if (c1 == chunks) *dst *= scale;
+          }
+        }
+      }
+    }
+  }
+  free(xd);
+}
+
+#else  /* portable: additions and subtractions selected by the 2-bit code */
+
+void ternary_mm(const float* restrict x, const uint8_t* restrict qw, const float* scale_ptr, float* restrict y,
+                long M, long K, long N) {
+  const float scale = *scale_ptr;
+  const long rowbytes = K / 4;
+  #pragma omp parallel for schedule(static)
+  for (long n = 0; n < N; ++n) {
+    const uint8_t* row = qw + n * rowbytes;
+    for (long m = 0; m < M; ++m) {
+      const float* xm = x + m * K;
+      float acc = 0.f;
+      for (long k = 0; k < K; ++k) {
+        const int code = (row[k >> 2] >> (2 * (k & 3))) & 3;
+        if (code == 2) acc += xm[k]; else if (code == 0) acc -= xm[k];
+      }
+      y[m * N + n] = acc * scale;
+    }
+  }
+}
+#endif
+"""
+
+_LIB = load_library(_SRC, functions={"ternary_mm": (None, ["ptr", "ptr", "ptr", "ptr", "long", "long", "long"])})
+
+
+class ModelNew(nn.Module):
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.register_buffer("qweight", torch.zeros(out_features, in_features // 4, dtype=torch.uint8))
+        self.register_buffer("weight_scale", torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        qw = self.qweight.contiguous()
+        scale = self.weight_scale.contiguous()
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, x.shape[-1]).contiguous()
+        m, k = x2.shape
+        n = qw.shape[0]
+        y = torch.empty(m, n, dtype=x.dtype)
+        if m > 0 and n > 0:
+            _LIB.ternary_mm(x2.data_ptr(), qw.data_ptr(), scale.data_ptr(), y.data_ptr(), m, k, n)
+        return y.view(*lead, n)

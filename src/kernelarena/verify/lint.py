@@ -1,0 +1,126 @@
+"""``karena lint``: find weak tasks, the way robust-kbench and METR filtered KernelBench.
+
+A task is weak when a wrong kernel could pass it: outputs nearly constant across seeds, an output
+range inside the tolerance (zeros pass), an output that ignores one of its inputs or its weights,
+or a canary (zeros, ones, mean, passthrough) that passes. Only the reference runs here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kernelarena.errors import UsageError
+from kernelarena.sandbox.process import Worker
+from kernelarena.tasks.loader import SUITES_DIR, load_task, task_files
+from kernelarena.types import Task
+from kernelarena.verify.canaries import passing_canaries
+from kernelarena.verify.compare import compare
+
+
+@dataclass(frozen=True)
+class LintReport:
+    name: str
+    path: str
+    findings: tuple[str, ...]
+    notes: tuple[str, ...] = field(default=())
+
+
+def _case(ref: Worker, task: Task, variant: Any, seed: int, **extra: Any) -> dict[str, Any]:
+    msg = {
+        "op": "make_case",
+        "task_path": str(task.path),
+        "overrides": variant.overrides,
+        "seed": seed,
+        "distribution": "as-given",
+        "perturb": None,
+        "randomize_params": task.randomize_params,
+        "float64": task.float64_reference,
+        **extra,
+    }
+    reply = ref.request(msg)
+    if reply.get("error"):
+        raise RuntimeError(reply["error"])
+    return reply
+
+
+def _ref(case: dict[str, Any]) -> Any:
+    return case["reference"] if case["reference"] is not None else case["native"]
+
+
+def _same(a: dict[str, Any], b: dict[str, Any], task: Task) -> bool:
+    """Would b's output pass as an answer to a's inputs?"""
+    return compare(b["native"], _ref(a), a["native"], atol=task.atol, rtol=task.rtol).ok
+
+
+def _n_tensor_inputs(case: dict[str, Any]) -> list[int]:
+    import torch
+
+    return [i for i, x in enumerate(case["inputs"]) if isinstance(x, torch.Tensor) and x.numel() > 1]
+
+
+def lint_task(task: Task, ref: Worker) -> LintReport:
+    findings: list[str] = []
+    notes: list[str] = []
+    for variant in task.variants[:2]:
+        where = f"variant {variant.label}"
+        try:
+            a = _case(ref, task, variant, 11)
+            b = _case(ref, task, variant, 12)
+        except RuntimeError as exc:
+            findings.append(f"{where}: the reference fails: {exc}")
+            continue
+        if a.get("reference_note"):
+            notes.append(a["reference_note"])
+        if _same(a, b, task):
+            findings.append(f"{where}: outputs are nearly constant across seeds (a cached answer would pass)")
+        weak = passing_canaries(_ref(a), a["native"], a["inputs"], task.atol, task.rtol)
+        if weak:
+            findings.append(
+                f"{where}: canary output(s) {', '.join(weak)} pass (output range inside the tolerance?)"
+            )
+        for i in _n_tensor_inputs(a):
+            c = _case(ref, task, variant, 11, resample=[i], resample_seed=9_999)
+            if _same(a, c, task):
+                findings.append(f"{where}: the output does not depend on input {i}")
+        if any(v.is_floating_point() for v in a["state_dict"].values()) and task.randomize_params:
+            d = _case(ref, task, variant, 11, param_seed=77_777)
+            if _same(a, d, task):
+                findings.append(f"{where}: the output does not depend on the model's parameters")
+    return LintReport(task.name, str(task.path), tuple(findings), tuple(dict.fromkeys(notes)))
+
+
+def lint_target(target: str, *, max_bytes: int | None = 256 << 20) -> list[LintReport]:
+    p = Path(target)
+    if p.is_dir():
+        files = task_files(p)
+    elif (SUITES_DIR / target).is_dir():
+        files = task_files(SUITES_DIR / target)
+    else:
+        files = [p] if p.is_file() else [Path(target)]
+    if not files:
+        raise UsageError(f"no task files in {target}")
+    reports = []
+    with Worker("reference") as ref:
+        for f in files:
+            try:
+                task = load_task(f, max_bytes=max_bytes)
+            except UsageError as exc:
+                if len(files) == 1:
+                    raise
+                reports.append(LintReport(f.stem, str(f), (f"does not load: {exc}",)))
+                continue
+            reports.append(lint_task(task, ref))
+    return reports
+
+
+def lint_text(reports: list[LintReport]) -> str:
+    lines = []
+    for r in reports:
+        lines.append(f"{r.name}: {'clean' if not r.findings else f'{len(r.findings)} finding(s)'}")
+        lines += [f"  - {f}" for f in r.findings]
+        lines += [f"  note: {n}" for n in r.notes]
+    bad = sum(1 for r in reports if r.findings)
+    lines.append(f"{len(reports)} task(s), {bad} with findings")
+    return "\n".join(lines)

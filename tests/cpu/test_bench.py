@@ -1,0 +1,70 @@
+"""`bench`: interleaved timing with a CI; an A/A comparison's statistics; offline/server modes."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kernelarena import api
+from kernelarena.types import CheckOptions, TimingOptions
+
+pytestmark = [pytest.mark.cpu, pytest.mark.timeout(300)]
+
+QUICK = CheckOptions(seeds=1, distributions=("as-given",), repeat_determinism=False)
+
+
+def test_bench_reports_speedup_with_ci(data: Path) -> None:
+    b = api.bench(data / "tasks/scaled_tanh.py", data / "solutions/scaled_tanh_c.py", check_options=QUICK,
+                  timing_options=TimingOptions(budget_s=1.0, min_rounds=4, max_rounds=8))  # fmt: skip
+    assert b.passed, (b.verdict.reasons, b.reasons)
+    lo, hi = b.speedup_ci
+    assert lo <= b.speedup <= hi and b.speedup > 0
+    assert b.candidate.rounds == b.baseline.rounds >= 4
+    assert b.candidate.cache == "cold" and b.candidate.threads >= 1
+
+
+def test_aa_comparison_statistics(data: Path) -> None:
+    """A solution against itself: the CI contains 1 and the median ratio is within 3% of it."""
+    sol = data / "solutions/scaled_tanh_c.py"
+    b = api.bench(data / "tasks/scaled_tanh.py", sol, baseline=str(sol), check_options=QUICK,
+                  timing_options=TimingOptions(budget_s=2.0, min_rounds=8, max_rounds=30, cache="warm"))  # fmt: skip
+    assert b.passed
+    lo, hi = b.speedup_ci
+    assert lo <= 1.0 <= hi, (b.speedup, b.speedup_ci)
+    assert abs(b.speedup - 1.0) < 0.03, b.speedup
+
+
+def test_failed_check_is_not_timed(data: Path) -> None:
+    b = api.bench(
+        data / "tasks/scaled_tanh.py", data / "solutions/wrong_ignores_weight.py", check_options=QUICK
+    )
+    assert not b.passed and b.candidate is None and b.speedup is None
+
+
+def test_cli_bench_both_modes(data: Path) -> None:
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kernelarena.cli",
+            "bench",
+            str(data / "tasks/scaled_tanh.py"),
+            str(data / "solutions/scaled_tanh_c.py"),
+            "--json",
+            "--quick",
+            "--mode",
+            "both",
+            "--budget",
+            "0.5",
+            "--no-store",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert {"speedup", "speedup_ci", "candidate_ms", "baseline_ms"} <= set(out)
+    assert set(out["modes"]) == {"offline", "server"}
+    assert out["candidate"]["mode"] == "offline"

@@ -1,0 +1,67 @@
+"""Comparison: scale-aware tolerances that zeros and low precision cannot meet; exact structure."""
+
+import pytest
+import torch
+
+from kernelarena.verify.compare import compare
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def ref() -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(64, 33, generator=g, dtype=torch.float64) * 3
+
+
+def test_exact_native_passes(ref: torch.Tensor) -> None:
+    native = ref.float()
+    assert compare(native.clone(), ref, native).ok
+
+
+def test_zeros_fail_even_for_tiny_outputs(ref: torch.Tensor) -> None:
+    tiny = ref * 1e-7  # below a fixed atol of 1e-5: KernelBench's zeros loophole
+    res = compare(torch.zeros(64, 33), tiny, tiny.float())
+    assert not res.ok and "outside tolerance" in res.reason
+
+
+def test_half_precision_compute_fails(ref: torch.Tensor) -> None:
+    native = ref.float()
+    res = compare(native.half().float(), ref, native)
+    assert not res.ok
+
+
+def test_tolerance_widens_to_torch_own_error(ref: torch.Tensor) -> None:
+    noisy_native = (ref + 1e-3 * torch.randn_like(ref)).float()  # torch itself is this far off
+    res = compare(noisy_native.clone(), ref, noisy_native)
+    assert res.ok and "widened" in res.tolerance
+
+
+def test_dtype_shape_structure(ref: torch.Tensor) -> None:
+    native = ref.float()
+    assert "dtype" in compare(ref.clone(), ref, native).reason
+    assert "shape" in compare(native[:3].clone(), ref, native).reason
+    assert "structure" in compare((native.clone(),), ref, native).reason
+
+
+def test_nonfinite_only_where_reference_has_them(ref: torch.Tensor) -> None:
+    r = ref.clone()
+    r[1, 2] = float("nan")
+    r[3, 4] = float("inf")
+    native = r.float()
+    assert compare(native.clone(), r, native).ok
+    bad = native.clone()
+    bad[1, 2] = 0.0
+    assert "non-finite" in compare(bad, r, native).reason
+    bad = native.clone()
+    bad[5, 5] = float("nan")
+    assert "non-finite" in compare(bad, r, native).reason
+
+
+def test_integers_exact() -> None:
+    n = torch.arange(10)
+    assert compare(n.clone(), n, n).ok
+    m = n.clone()
+    m[3] += 1
+    res = compare(m, n, n)
+    assert not res.ok and "must match exactly" in res.reason and "[3]" in res.reason

@@ -1,0 +1,75 @@
+"""Task loading: metadata, VARIANTS, pinned overrides, derived variants, scaling, bad input."""
+
+from pathlib import Path
+
+import pytest
+
+from kernelarena.errors import TaskError, UsageError
+from kernelarena.tasks.loader import exec_task_module, input_bytes, load_task, resolve_task, scale_to_fit
+
+pytestmark = pytest.mark.unit
+
+
+def test_example_task_metadata(examples: Path) -> None:
+    t = load_task(examples / "softmax_task.py")
+    assert t.category == "activation"
+    assert next(v.overrides for v in t.variants) == {"rows": 1024, "cols": 4096}
+    assert len(t.variants) == 3 and not any(v.derived for v in t.variants)
+    assert t.atol == 1e-6 and t.rtol == 1e-4 and t.has_flops and t.has_bytes_moved
+    assert t.float64_reference and t.perturb_inputs is None
+
+
+def test_overrides_are_pinned_and_derived_globals_follow(data: Path) -> None:
+    m = exec_task_module(data / "tasks" / "no_variants.py", {"dim": 10})
+    assert m.dim == 10 and m.hidden == 20  # `hidden = 2 * dim` re-evaluated with the override
+
+
+def test_derived_variants_without_VARIANTS(data: Path) -> None:
+    t = load_task(data / "tasks" / "no_variants.py")
+    assert t.variants[0].overrides == {} and not t.variants[0].derived
+    derived = [v.overrides for v in t.variants[1:]]
+    assert {"batch_size": 9, "dim": 33} in derived  # odd, smaller; `hidden` follows dim
+    assert {"batch_size": 1} in derived
+    assert any("derived" in n for n in t.notes)
+
+
+def test_scaling_to_max_bytes(data: Path) -> None:
+    path = data / "tasks" / "huge.py"
+    assert input_bytes(path, {}) == 4096 * 524288 * 4  # measured on the meta device: nothing allocated
+    overrides, note = scale_to_fit(path, {}, 64 << 20)
+    assert input_bytes(path, overrides) <= 64 << 20
+    assert overrides["batch_size"] < 4096 and overrides["dim"] < 524288
+    assert note and "batch_size 4096->" in note
+    t = load_task(path, max_bytes=64 << 20)
+    assert any("scaled" in n for n in t.notes)
+
+
+def test_builtin_name_resolves() -> None:
+    assert resolve_task("rmsnorm").name == "rmsnorm.py"
+
+
+@pytest.mark.parametrize(
+    ("content", "error", "match"),
+    [
+        ("import torch\n", TaskError, "missing Model"),
+        ("def broken(:\n", TaskError, "syntax error"),
+        ("raise ValueError('boom')\n", TaskError, "raised ValueError"),
+        (
+            "class Model: pass\ndef get_inputs(): return []\ndef get_init_inputs(): return []\nVARIANTS = [{'nope': 1}]\n",
+            TaskError,
+            "unknown globals",
+        ),
+    ],
+)
+def test_bad_task_files(tmp_path: Path, content: str, error: type, match: str) -> None:
+    p = tmp_path / "bad.py"
+    p.write_text(content)
+    with pytest.raises(error, match=match):
+        load_task(p)
+
+
+def test_missing_file_is_usage_error() -> None:
+    with pytest.raises(UsageError):
+        load_task("/no/such/task.py")
+    with pytest.raises(UsageError):
+        load_task("no_such_builtin_task")
