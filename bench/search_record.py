@@ -40,7 +40,9 @@ SHAPES: dict[str, dict[str, int]] = {
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--tasks", default="w4a16_gemv,ternary_matmul,decode_attention,flat_gemm_decode,gemm_fp32,rmsnorm")
+    ap.add_argument(
+        "--tasks", default="w4a16_gemv,ternary_matmul,decode_attention,flat_gemm_decode,gemm_fp32,rmsnorm"
+    )
     ap.add_argument("--out-dir", type=Path, default=ROOT / ".karena/search_recordings")
     ap.add_argument("--db", type=Path, default=ROOT / ".karena/search_recordings/record.db")
     ap.add_argument("--time-budget-s", type=float, default=0.1)

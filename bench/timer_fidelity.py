@@ -27,7 +27,9 @@ SIZES = {"small (64x300)": (64, 300), "medium (512x4096)": (512, 4096), "large (
 
 
 def sized_task(tmp: Path, rows: int, cols: int) -> Path:
-    src = TASK.read_text().replace('VARIANTS = [{"rows": 64, "cols": 300}', f'VARIANTS = [{{"rows": {rows}, "cols": {cols}}}')
+    src = TASK.read_text().replace(
+        'VARIANTS = [{"rows": 64, "cols": 300}', f'VARIANTS = [{{"rows": {rows}, "cols": {cols}}}'
+    )
     p = tmp / f"scaled_tanh_{rows}x{cols}.py"
     p.write_text(src)
     return p

@@ -99,6 +99,16 @@ def _compile_check(sol: Solution, options: CheckOptions) -> tuple[list[str], lis
     return reasons, flags
 
 
+def _require_device(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda: no CUDA device is available on this machine")
+    elif device != "cpu":
+        raise UsageError(f"unknown device {device!r} (cpu or cuda)")
+
+
 def _as_task(task: str | Path | Task, max_bytes: int | None) -> Task:
     return task if isinstance(task, Task) else load_task(task, max_bytes=max_bytes)
 
@@ -172,6 +182,7 @@ def check(
     """Verify ``solution`` against ``task`` (a path or a built-in name). Never raises for solution
     faults (they are reasons in the verdict); raises UsageError when the command cannot run."""
     options = options or CheckOptions()
+    _require_device(options.device)
     t = _as_task(task, options.max_bytes)
     sol = load_solution(solution)
     key = make_key("check", _key_parts(t, sol, options))
@@ -291,6 +302,7 @@ def bench(
     """
     copts = check_options or CheckOptions()
     topts = timing_options or TimingOptions()
+    _require_device(copts.device)
     t = _as_task(task, copts.max_bytes)
     sol = load_solution(solution)
     base_sol = None
@@ -320,7 +332,7 @@ def bench(
         result = BenchResult(verdict=verdict, baseline_kind=baseline)
         if verdict.passed:
             if verified is not None:  # the candidate worker has not imported the solution yet
-                cand.request({"op": "load", "path": str(sol.path)})
+                cand.request({"op": "load", "path": str(sol.path), "device": copts.device})
             result = _timed(
                 t, sol, base_sol, baseline, verdict, ref, cand, copts, topts, threads, secret, progress
             )
@@ -356,13 +368,14 @@ def _timed(
                 base = stack.enter_context(
                     Worker("candidate", threads=threads, memory_bytes=copts.memory_bytes)
                 )
-                r = base.request({"op": "load", "path": str(base_sol.path)})
+                r = base.request({"op": "load", "path": str(base_sol.path), "device": copts.device})
                 if r.get("error"):
                     raise UsageError(f"baseline solution failed to import: {r['error']}")
                 timing.setup_side(base, inputs, topts, threads)
             else:
                 base = ref
-                ref.request({"op": "load", "path": str(t.path), "overrides": t.headline.overrides})
+                ref.request({"op": "load", "path": str(t.path), "overrides": t.headline.overrides,
+                             "device": copts.device})  # fmt: skip
                 if baseline == "compile":
                     _best_compile_mode(ref, inputs, topts, threads, secret)
                 else:

@@ -46,6 +46,8 @@ def _check_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="threads for kernels and torch (default: all cores)")
     p.add_argument("--timeout", type=float, help="seconds per worker request (default 120)")
     p.add_argument("--memory-gb", type=float, help="worker address-space limit (default 16)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="where the candidate runs (cpu: Triton solutions run under the interpreter)")  # fmt: skip
 
 
 def _timing_args(p: argparse.ArgumentParser) -> None:
@@ -143,6 +145,7 @@ def _check_options(args: argparse.Namespace) -> CheckOptions:
         memory_bytes=int(args.memory_gb * (1 << 30)) if args.memory_gb else None,
         threads=args.threads,
         max_bytes=args.max_bytes,
+        device=args.device,
     )
 
 
@@ -281,7 +284,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
     from kernelarena.suite import builtin_solutions_dir, resolve_suite, run_suite
 
     suite = resolve_suite(args.suite)
-    solutions = builtin_solutions_dir() if args.solutions == "builtin" else Path(args.solutions)
+    solutions = builtin_solutions_dir(args.device) if args.solutions == "builtin" else Path(args.solutions)
     baseline = None if args.baseline == "none" else args.baseline
     t0 = time.monotonic()
 

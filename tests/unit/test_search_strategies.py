@@ -24,11 +24,11 @@ def _ctx() -> SearchContext:
     return SearchContext(hw=toy_hw(), baseline_ms=4.0, shape_features={"flops": 1e6, "bytes": 4e6})
 
 
-def _run(name: str, seed: int, budget: int | None = None, batch: int = 1) -> list[str]:
+def _run(name: str, seed: int, budget: int | None = None, batch: int = 1, stop_at: float = -1.0) -> list[str]:
     space = _space()
     strat = make_strategy(name, space, seed, _ctx())
     order: list[str] = []
-    while budget is None or len(order) < budget:
+    while (budget is None or len(order) < budget) and not (order and toy_ms(space.by_key(order[-1])) <= stop_at):
         asked = strat.ask(batch)
         if not asked:
             break
@@ -103,16 +103,16 @@ def test_exhaustive_follows_space_order() -> None:
 
 @pytest.mark.parametrize("name", ["tpe", "evolution", "model"])
 def test_guided_strategies_beat_random_on_the_toy_landscape(name: str) -> None:
-    """Evaluations to reach the optimum, median over seeds: clearly fewer than random search."""
+    """Evaluations to come within 5% of the optimum, median over seeds: clearly fewer than random."""
     space = _space()
-    best = min(toy_ms(p) for p in space.points)
+    best = 1.05 * min(toy_ms(p) for p in space.points)
 
     def evals_to_best(strategy: str, seed: int) -> int:
-        order = _run(strategy, seed)
+        order = _run(strategy, seed, stop_at=best)
         values = [toy_ms(space.by_key(k)) for k in order]
         return next(i + 1 for i, v in enumerate(values) if v <= best)
 
-    seeds = range(8)
+    seeds = range(6)
     guided = statistics.median(evals_to_best(name, s) for s in seeds)
     rand = statistics.median(evals_to_best("random", s) for s in seeds)
     assert guided < 0.8 * rand, f"{name}: {guided} evaluations vs random {rand}"

@@ -221,9 +221,15 @@ def op_make_case(msg: dict[str, Any]) -> dict[str, Any]:
 # --- candidate role --------------------------------------------------------------------------
 
 
+def _to_device(value: Any) -> Any:
+    device = _state.get("device", "cpu")
+    return value if device == "cpu" else _map_tensors(value, lambda t: t.to(device))
+
+
 def op_load(msg: dict[str, Any]) -> dict[str, Any]:
     """Import the solution file (candidate role) or the task file (reference role) for running."""
     path = msg["path"]
+    _state["device"] = msg.get("device", "cpu")
     if _state["role"] == "candidate":
         spec = importlib.util.spec_from_file_location("karena_solution", path)
         if spec is None or spec.loader is None:
@@ -359,7 +365,7 @@ def op_run_case(msg: dict[str, Any]) -> dict[str, Any]:
     prev: list[Any] = []
     threads_seen = []
     for k, pattern in enumerate(msg.get("prefill_patterns") or [0xFF]):
-        inputs = [x.clone() if isinstance(x, torch.Tensor) else x for x in msg["inputs"]]
+        inputs = _to_device([x.clone() if isinstance(x, torch.Tensor) else x for x in msg["inputs"]])
         _prefill(int(msg.get("prefill_bytes", 0)), pattern)
         out, info = _call_guarded(model, inputs, trace=bool(msg.get("trace")) and k == 0, prev_outputs=prev)
         threads_seen.append(_native_threads())
@@ -383,7 +389,7 @@ def op_setup_timing(msg: dict[str, Any]) -> dict[str, Any]:
     if compile_mode:
         model = torch.compile(model, mode=None if compile_mode == "default" else compile_mode)
     _state["timed_model"] = model
-    _state["input_sets"] = [list(s) for s in msg["input_sets"]]
+    _state["input_sets"] = [list(_to_device(list(s))) for s in msg["input_sets"]]
     flush = int(msg.get("flush_bytes", 0))
     _state["flush"] = torch.empty(flush // 4, dtype=torch.float32).fill_(1.0) if flush else None
     # warm-up: first calls compile, fault in pages, start thread pools
@@ -423,6 +429,8 @@ def op_time_batch(msg: dict[str, Any]) -> dict[str, Any]:
 
     model, sets = _state["timed_model"], _state["input_sets"]
     n, offset = int(msg["n_calls"]), int(msg.get("offset", 0))
+    if _state.get("device", "cpu") == "cuda":
+        return _time_batch_cuda(model, sets, n, offset, msg)
     sample = set(msg.get("sample") or [])
     rng = random.Random(int(msg.get("gap_seed", 0)))
     gap_ms = float(msg.get("gap_ms", 0.0))
@@ -453,6 +461,32 @@ def op_time_batch(msg: dict[str, Any]) -> dict[str, Any]:
     span_ms = (_perf_ns() - span0) / 1e6
     leaked = [t.name for t in threading.enumerate() if t.ident not in py_threads and t.is_alive()]
     return {"times_ms": times, "span_ms": span_ms, "samples": kept, "leaked_threads": leaked,
+            "native_threads": _native_threads()}  # fmt: skip
+
+
+def _time_batch_cuda(model: Any, sets: list[Any], n: int, offset: int, msg: dict[str, Any]) -> dict[str, Any]:
+    """GPU timing: CUDA events per call on the current stream, L2 flushed between calls (cold)."""
+    import torch
+
+    from kernelarena.timing.cuda import CudaTimer
+
+    rng = random.Random(int(msg.get("gap_seed", 0)))
+    if msg.get("nudge"):
+        for s in sets:
+            _nudge(s, msg.get("perturb"), rng)
+    span0 = _perf_ns()
+    with torch.no_grad():
+        times = CudaTimer().time_calls(
+            lambda i: model(*sets[(offset + i) % len(sets)]), n, cache=msg.get("cache", "cold"),
+            use_graph=bool(msg.get("use_graph", False)),
+        )  # fmt: skip
+        kept = {}
+        for i in msg.get("sample") or []:
+            idx = (offset + int(i)) % len(sets)
+            out = model(*sets[idx])
+            torch.cuda.synchronize()
+            kept[str(i)] = {"inputs": sets[idx], "outputs": out}
+    return {"times_ms": list(times), "span_ms": (_perf_ns() - span0) / 1e6, "samples": kept, "leaked_threads": [],
             "native_threads": _native_threads()}  # fmt: skip
 
 

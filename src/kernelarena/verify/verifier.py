@@ -144,7 +144,9 @@ def verify(
     if any(r.startswith("static: line") and "syntax error" in r for r in run.reasons):
         return _verdict(run, checked, not_checked, t0)
     try:
-        reply = cand.request({"op": "load", "path": str(solution_path)}, options.timeout_s)
+        reply = cand.request(
+            {"op": "load", "path": str(solution_path), "device": options.device}, options.timeout_s
+        )
     except WorkerFailure as exc:
         run.reason(f"importing the solution: worker {exc}")
         return _verdict(run, checked, not_checked, t0)

@@ -22,7 +22,7 @@ from kernelarena.search.types import TEMPLATE_KEY, Point
 
 log = logging.getLogger(__name__)
 
-_MAX_USELESS = 10  # proposals without a new valid point before one random point is enqueued
+_MAX_USELESS = 6  # proposals without a new valid point before one random point is enqueued
 
 
 def _is_numeric(values: tuple[Any, ...]) -> bool:
@@ -84,8 +84,11 @@ class OptunaStrategy(Strategy):
         states = self._optuna.trial.TrialState
         out: list[Point] = []
         useless = 0
+        # near the end of a space almost every proposal is a repeat: give up on the sampler sooner
+        free = len(self.space) - len(self.observed) - len(self.pending)
+        limit = _MAX_USELESS if free > len(self.space) // 4 else 1
         while len(out) < n and not self.exhausted:
-            if useless >= _MAX_USELESS:
+            if useless >= limit:
                 pick = self._random_unseen(1)
                 if not pick:
                     break

@@ -112,11 +112,19 @@ static void load_tile_config(void) {
   _tile_loadconfig(&cfg);
 }
 
-/* y[t][n] = x_scale[t] * w_scale[n] * C[n][t] for the valid part of one 16x16 tile */
+/* y[t][n0 + i] = x_scale[t] * w_scale[n0 + i] * C[i][t - t0] for the valid part of one 16x16 tile
+   (rows i: channels, columns: tokens); one gather reads a token's column, one store writes it */
 static void epilogue(const int32_t* c, long n0, long nv, long t0, long tv, const float* xs,
                      const float* ws, float* y, long N) {
-  for (long i = 0; i < nv; ++i)
-    for (long j = 0; j < tv; ++j) y[(t0 + j) * N + n0 + i] = ((float)c[i * 16 + j] * xs[t0 + j]) * ws[n0 + i];
+  const __mmask16 nm = nv >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nv) - 1u);
+  const __m512i col = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                         _mm512_set1_epi32(16));
+  const __m512 wsv = _mm512_maskz_loadu_ps(nm, ws + n0);
+  for (long j = 0; j < tv; ++j) {
+    const __m512i v = _mm512_i32gather_epi32(col, c + j, 4);
+    const __m512 r = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_set1_ps(xs[t0 + j])), wsv);
+    _mm512_mask_storeu_ps(y + (t0 + j) * N + n0, nm, r);
+  }
 }
 
 static void gemm_amx(const int8_t* restrict x, const float* restrict xs, const uint8_t* restrict qw,

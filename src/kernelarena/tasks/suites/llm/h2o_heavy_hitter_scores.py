@@ -47,13 +47,13 @@ class Model(nn.Module):
 
 
 batch = 1
-heads = 16
-seq = 1024
-q_len = 1024
+heads = 8
+seq = 768
+q_len = 768
 head_dim = 128
 
 VARIANTS = [
-    {"batch": 1, "heads": 16, "seq": 1024, "q_len": 1024, "head_dim": 128},  # whole prefill
+    {"batch": 1, "heads": 8, "seq": 768, "q_len": 768, "head_dim": 128},  # whole prefill
     {"batch": 2, "heads": 4, "seq": 1001, "q_len": 64, "head_dim": 64},  # block of recent queries
     {"batch": 4, "heads": 8, "seq": 2048, "q_len": 1, "head_dim": 128},  # one decode step
     {"batch": 1, "heads": 3, "seq": 37, "q_len": 37, "head_dim": 80},  # odd, tiny prefill
