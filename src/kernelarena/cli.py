@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--baseline", default="eager", help="eager | compile | none (verify only)")
     r.add_argument("--jobs", type=int, default=1, help="pairs verified in parallel (timing is serialized)")
+    r.add_argument(
+        "--executor", choices=("local", "ray"), default="local", help="local processes or a Ray cluster"
+    )
+    r.add_argument("--ray-address", help="Ray cluster address (default: start Ray on this machine)")
     _check_args(r)
     _timing_args(r)
     _common(r)
@@ -296,7 +300,8 @@ def cmd_suite(args: argparse.Namespace) -> int:
 
     summary = run_suite(suite, solutions, baseline=baseline, jobs=args.jobs, check_options=_check_options(args),
                         timing_options=_timing_options(args, "offline" if args.mode == "both" else args.mode),
-                        store=_store(args), fresh=args.fresh, progress=progress)  # fmt: skip
+                        store=_store(args), fresh=args.fresh, progress=progress,
+                        executor=args.executor, ray_address=args.ray_address)  # fmt: skip
     _emit(args, summary, suite_table(summary))
     return 0
 

@@ -7,6 +7,7 @@ is killed resumes where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -83,6 +84,54 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def evaluate_pair(
+    pair: Pair,
+    baseline: str | None,
+    copts: CheckOptions,
+    topts: TimingOptions,
+    *,
+    store: Store | None,
+    fresh: bool,
+    timing_lock: Any,
+) -> dict[str, Any]:
+    """One pair: check, then (if it passed and a baseline is set) bench. Never raises."""
+    if pair.solution is None:
+        return {"task": pair.name, "status": "missing", "verdict": None, "speedup": None}
+    try:
+        v = api.check(pair.task, pair.solution, copts, store=store, fresh=fresh)
+        if baseline is None or not v.passed:
+            return {"task": pair.name, "status": "done", "verdict": v.verdict, "speedup": None,
+                    "reasons": list(v.reasons), "flags": list(v.flags)}  # fmt: skip
+        # verification runs in parallel; timing waits for the machine to itself
+        with timing_lock or contextlib.nullcontext():
+            b = api.bench(pair.task, pair.solution, baseline=baseline, check_options=copts,
+                          timing_options=topts, store=store, fresh=fresh, verified=v)  # fmt: skip
+        return {
+            "task": pair.name,
+            "status": "done",
+            "verdict": "pass" if b.passed else "fail",
+            "speedup": b.speedup,
+            "speedup_ci": list(b.speedup_ci) if b.speedup_ci else None,
+            "candidate_ms": b.candidate.median_ms if b.candidate else None,
+            "baseline_ms": b.baseline.median_ms if b.baseline else None,
+            "percent_of_roofline": b.percent_of_roofline,
+            "reasons": list(b.verdict.reasons) + list(b.reasons),
+            "flags": list(b.verdict.flags) + list(b.flags),
+        }
+    except UsageError as exc:
+        return {
+            "task": pair.name,
+            "status": "error",
+            "verdict": "fail",
+            "speedup": None,
+            "reasons": [str(exc)],
+        }
+    except Exception as exc:  # a harness bug on one pair must not lose the others
+        log.exception("pair %s", pair.name)
+        return {"task": pair.name, "status": "error", "verdict": "fail", "speedup": None,
+                "reasons": [f"internal error: {type(exc).__name__}: {exc}"]}  # fmt: skip
+
+
 def run_suite(
     suite: Path,
     solutions: Path,
@@ -94,8 +143,13 @@ def run_suite(
     store: Store | None = None,
     fresh: bool = False,
     progress: Callable[[int, int, dict[str, Any]], None] | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluate every pair; ``baseline=None`` verifies only. A failing pair never stops the run."""
+    """Evaluate every pair; ``baseline=None`` verifies only. A failing pair never stops the run.
+
+    ``executor="ray"`` sends pairs to a Ray cluster (``ray_address``; none: Ray on this machine).
+    """
     pairs = find_pairs(suite, solutions)
     copts = check_options or CheckOptions()
     topts = timing_options or TimingOptions()
@@ -104,61 +158,42 @@ def run_suite(
     if store is not None:
         store.suite_started(run_key, str(suite), len(pairs))
     results: list[dict[str, Any]] = []
-    done = 0
 
-    def one(pair: Pair) -> dict[str, Any]:
-        if pair.solution is None:
-            return {"task": pair.name, "status": "missing", "verdict": None, "speedup": None}
-        try:
-            if baseline is None:
-                v = api.check(pair.task, pair.solution, copts, store=store, fresh=fresh)
-                return {"task": pair.name, "status": "done", "verdict": v.verdict, "speedup": None,
-                        "reasons": list(v.reasons), "flags": list(v.flags)}  # fmt: skip
-            # verification runs in parallel; timing waits for the machine to itself
-            v = api.check(pair.task, pair.solution, copts, store=store, fresh=fresh)
-            if not v.passed:
-                return {"task": pair.name, "status": "done", "verdict": "fail", "speedup": None,
-                        "reasons": list(v.reasons), "flags": list(v.flags)}  # fmt: skip
-            with timing_lock:
-                b = api.bench(pair.task, pair.solution, baseline=baseline, check_options=copts,
-                              timing_options=topts, store=store, fresh=fresh, verified=v)  # fmt: skip
-            return {
-                "task": pair.name,
-                "status": "done",
-                "verdict": "pass" if b.passed else "fail",
-                "speedup": b.speedup,
-                "speedup_ci": list(b.speedup_ci) if b.speedup_ci else None,
-                "candidate_ms": b.candidate.median_ms if b.candidate else None,
-                "baseline_ms": b.baseline.median_ms if b.baseline else None,
-                "percent_of_roofline": b.percent_of_roofline,
-                "reasons": list(b.verdict.reasons) + list(b.reasons),
-                "flags": list(b.verdict.flags) + list(b.flags),
-            }
-        except UsageError as exc:
-            return {
-                "task": pair.name,
-                "status": "error",
-                "verdict": "fail",
-                "speedup": None,
-                "reasons": [str(exc)],
-            }
-        except Exception as exc:  # a harness bug on one pair must not lose the others
-            log.exception("pair %s", pair.name)
-            return {"task": pair.name, "status": "error", "verdict": "fail", "speedup": None,
-                    "reasons": [f"internal error: {type(exc).__name__}: {exc}"]}  # fmt: skip
+    def finished(res: dict[str, Any]) -> None:
+        results.append(res)
+        if store is not None:
+            store.suite_progress(run_key, len(results))
+        if progress:
+            progress(len(results), len(pairs), res)
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(one, p): p for p in pairs}
-        for fut in as_completed(futures):
-            res = fut.result()
-            results.append(res)
-            done += 1
-            if store is not None:
-                store.suite_progress(run_key, done)
-            if progress:
-                progress(done, len(pairs), res)
+    if executor == "ray":
+        from kernelarena.execute.ray_executor import run_on_ray
+
+        # Ray workers have no access to this store: results come back as summaries and are kept in
+        # the suite run's record; a killed Ray run starts over (the local executor resumes).
+        for res in run_on_ray(pairs, baseline, copts, topts, address=ray_address):
+            finished(res)
+    elif executor == "local":
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            futures = [
+                pool.submit(
+                    evaluate_pair,
+                    p,
+                    baseline,
+                    copts,
+                    topts,
+                    store=store,
+                    fresh=fresh,
+                    timing_lock=timing_lock,
+                )
+                for p in pairs
+            ]
+            for fut in as_completed(futures):
+                finished(fut.result())
+    else:
+        raise UsageError(f"unknown executor {executor!r} (local or ray)")
     results.sort(key=lambda r: r["task"])
     summary = {**summarize(results), "baseline": baseline, "results": results}
     if store is not None:
-        store.suite_progress(run_key, done, {k: v for k, v in summary.items() if k != "results"})
+        store.suite_progress(run_key, len(results), {k: v for k, v in summary.items() if k != "results"})
     return summary

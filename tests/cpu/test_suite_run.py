@@ -113,3 +113,17 @@ def test_summarize_metrics() -> None:
     assert s["pairs"] == 3 and s["missing"] == ["d"]
     assert s["fast_p"] == {"0": 2 / 3, "1": 1 / 3, "1.5": 1 / 3, "2": 1 / 3}
     assert abs(s["geomean_speedup"] - (2.5 * 0.5) ** 0.5) < 1e-12
+
+
+def test_ray_executor_runs_pairs(tmp_path: Path, data: Path) -> None:
+    """Real Ray on this machine: each pair is a Ray task; a crashing pair is one failed result."""
+    pytest.importorskip("ray")
+    from kernelarena.suite import run_suite
+    from kernelarena.types import CheckOptions
+
+    tasks, sols = make_suite(tmp_path, data, n_good=1)
+    s = run_suite(tasks, sols, baseline=None, executor="ray", check_options=CheckOptions(seeds=1, distributions=("as-given",)))
+    by = {r["task"]: r for r in s["results"]}
+    assert by["good0"]["verdict"] == "pass" and by["good0"]["node"]
+    assert by["bad"]["verdict"] == "fail" and "SIGSEGV" in by["bad"]["reasons"][0]
+    assert s["missing"] == ["nosolution"]

@@ -259,6 +259,16 @@ class ModelNew(nn.Module):
         t = x.shape[0]
         # rows outside [offsets[0], offsets[-1]) belong to no expert: zero, as in the reference
         out = torch.zeros(t, d, dtype=torch.float32)
-        _LIB.grouped_ffn(x.data_ptr(), offsets.data_ptr(), w1.data_ptr(), w3.data_ptr(), w2.data_ptr(),
-                         out.data_ptr(), t, d, h, ne)
+        _LIB.grouped_ffn(
+            x.data_ptr(),
+            offsets.data_ptr(),
+            w1.data_ptr(),
+            w3.data_ptr(),
+            w2.data_ptr(),
+            out.data_ptr(),
+            t,
+            d,
+            h,
+            ne,
+        )
         return out

@@ -90,7 +90,10 @@ void kivi_quant(const float* k, const float* v, uint8_t* kc, float* ks, float* k
 _LIB = load_library(
     _SRC,
     functions={
-        "kivi_quant": (None, ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "long", "long", "long", "long"])
+        "kivi_quant": (
+            None,
+            ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "long", "long", "long", "long"],
+        )
     },
 )
 
@@ -112,6 +115,18 @@ class ModelNew(nn.Module):
         k_zero = torch.empty(b, h, ngs, d, dtype=torch.float32)
         v_scale = torch.empty(b, h, s, ngd, dtype=torch.float32)
         v_zero = torch.empty(b, h, s, ngd, dtype=torch.float32)
-        _LIB.kivi_quant(k.data_ptr(), v.data_ptr(), k_codes.data_ptr(), k_scale.data_ptr(), k_zero.data_ptr(),
-                        v_codes.data_ptr(), v_scale.data_ptr(), v_zero.data_ptr(), b * h, s, d, g)
+        _LIB.kivi_quant(
+            k.data_ptr(),
+            v.data_ptr(),
+            k_codes.data_ptr(),
+            k_scale.data_ptr(),
+            k_zero.data_ptr(),
+            v_codes.data_ptr(),
+            v_scale.data_ptr(),
+            v_zero.data_ptr(),
+            b * h,
+            s,
+            d,
+            g,
+        )
         return k_codes, k_scale, k_zero, v_codes, v_scale, v_zero

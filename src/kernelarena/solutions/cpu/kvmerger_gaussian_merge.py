@@ -141,7 +141,10 @@ int kv_merge(const float* keys, const float* vals, const long* set_ids, const lo
 _LIB = load_library(
     _SRC,
     functions={
-        "kv_merge": ("int", ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "long", "long", "long", "long", "double"])
+        "kv_merge": (
+            "int",
+            ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "long", "long", "long", "long", "double"],
+        )
     },
 )
 
@@ -160,8 +163,19 @@ class ModelNew(nn.Module):
         m = pivots.shape[-1]
         mk = torch.empty(b, h, m, d, dtype=torch.float32)
         mv = torch.empty(b, h, m, d, dtype=torch.float32)
-        rc = _LIB.kv_merge(keys.data_ptr(), values.data_ptr(), set_ids.data_ptr(), pivots.data_ptr(),
-                           mk.data_ptr(), mv.data_ptr(), b * h, s, d, m, self.eps)
+        rc = _LIB.kv_merge(
+            keys.data_ptr(),
+            values.data_ptr(),
+            set_ids.data_ptr(),
+            pivots.data_ptr(),
+            mk.data_ptr(),
+            mv.data_ptr(),
+            b * h,
+            s,
+            d,
+            m,
+            self.eps,
+        )
         if rc != 0:
             raise IndexError("set_ids or pivots out of range")
         return mk, mv

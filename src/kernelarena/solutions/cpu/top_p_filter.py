@@ -3,7 +3,8 @@
 Non-negative floats order like their bit patterns, so the 11 high bits of each probability
 (sign 0, 8 exponent bits, 3 mantissa bits) name one of 2048 buckets whose order is the value
 order. Per row (rows split across threads):
-1. one streaming pass adds every probability into its bucket (double accumulators, L1 resident);
+1. one streaming pass adds every probability into its bucket (double accumulators; 8 interleaved
+   histograms so that runs of equal buckets do not serialise on one memory location);
 2. walking the buckets from the top gives the bucket holding the boundary token and the exact mass
    above it;
 3. only that bucket's elements (typically a handful) are gathered and sorted, which pins the
@@ -26,6 +27,7 @@ _SRC = r"""
 
 #define NB 2048
 #define SHIFT 20
+#define HW 8
 
 static inline uint32_t fbits(float v) { uint32_t u; memcpy(&u, &v, 4); return u; }
 
@@ -37,17 +39,24 @@ static int cmp_desc(const void* a, const void* b) {
 void top_p_f32(const float* restrict x, float* restrict y, long rows, long cols, double p) {
   #pragma omp parallel
   {
-    double* hist = (double*)malloc(sizeof(double) * NB);
+    /* HW interleaved histograms: consecutive elements often share a bucket, and one histogram
+       would serialise on the load-add-store chain through that bucket */
+    double* hist = (double*)malloc(sizeof(double) * NB * HW);
     float* cand = (float*)malloc(sizeof(float) * (cols > 0 ? cols : 1));
     #pragma omp for schedule(dynamic, 1)
     for (long r = 0; r < rows; ++r) {
       const float* xr = x + r * cols;
       float* yr = y + r * cols;
-      memset(hist, 0, sizeof(double) * NB);
-      for (long i = 0; i < cols; ++i) {
-        uint32_t b = (fbits(xr[i]) >> SHIFT) & (NB - 1);  /* sign bit is 0 for probabilities */
-        hist[b] += (double)xr[i];
-      }
+      memset(hist, 0, sizeof(double) * NB * HW);
+      long i = 0;
+      for (; i + HW <= cols; i += HW)
+        for (int j = 0; j < HW; ++j) {
+          uint32_t b = (fbits(xr[i + j]) >> SHIFT) & (NB - 1);  /* sign bit is 0 for probabilities */
+          hist[j * NB + b] += (double)xr[i + j];
+        }
+      for (; i < cols; ++i) hist[(fbits(xr[i]) >> SHIFT) & (NB - 1)] += (double)xr[i];
+      for (int j = 1; j < HW; ++j)
+        for (long b = 0; b < NB; ++b) hist[b] += hist[j * NB + b];
       double above = 0.0;  /* mass of all buckets above the boundary bucket */
       long bb = -1;
       for (long b = NB - 1; b >= 0; --b) {

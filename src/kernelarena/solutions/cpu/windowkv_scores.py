@@ -184,6 +184,7 @@ class ModelNew(nn.Module):
         w = q_obs.shape[-2]
         nwin = -(-(s - w) // self.window)
         out = torch.empty(b, h, nwin, dtype=torch.float32)
-        _LIB.windowkv(q_obs.data_ptr(), keys.data_ptr(), out.data_ptr(), b * h, s, w, d, self.window,
-                      1.0 / math.sqrt(d))
+        _LIB.windowkv(
+            q_obs.data_ptr(), keys.data_ptr(), out.data_ptr(), b * h, s, w, d, self.window, 1.0 / math.sqrt(d)
+        )
         return out

@@ -79,5 +79,5 @@ def flops(q, k):
 
 
 def bytes_moved(q, k):
-    b, h, s, d = k.shape
+    b, h, s, _ = k.shape
     return float((q.numel() + k.numel()) * 4 + b * h * s * 4)

@@ -85,7 +85,8 @@ def get_inputs():
         pivots[i] = first + (torch.rand(n_sets) * size).long().clamp_max(size - 1)
     # similar keys inside a set (what KVMerger's set identification finds): a shared base + noise
     base = torch.randn(bh, n_sets, head_dim) * 2.0
-    keys = base.gather(1, set_ids.unsqueeze(-1).expand(bh, seq, head_dim)) + 0.5 * torch.randn(bh, seq, head_dim)
+    keys = base.gather(1, set_ids.unsqueeze(-1).expand(bh, seq, head_dim))
+    keys = keys + 0.5 * torch.randn(bh, seq, head_dim)
     values = torch.randn(bh, seq, head_dim) * 3.0
     shape = (batch, heads, seq, head_dim)
     return [
@@ -105,6 +106,6 @@ def flops(keys, values, set_ids, pivots):
 
 
 def bytes_moved(keys, values, set_ids, pivots):
-    b, h, s, d = keys.shape
+    b, h, _, d = keys.shape
     m = pivots.shape[-1]
     return float(2 * keys.numel() * 4 + set_ids.numel() * 8 + pivots.numel() * 8 + 2 * b * h * m * d * 4)

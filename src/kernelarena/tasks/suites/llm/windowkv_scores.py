@@ -86,6 +86,6 @@ def flops(q_obs, keys):
 
 
 def bytes_moved(q_obs, keys):
-    b, h, s, d = keys.shape
+    b, h, s, _ = keys.shape
     n_win = math.ceil((s - q_obs.shape[-2]) / window)
     return float((keys.numel() + q_obs.numel()) * 4 + b * h * n_win * 4)
