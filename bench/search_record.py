@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -49,9 +51,12 @@ def main() -> None:
     # 1 thread by default: on a shared 2-core machine (load 8-12 from other users) two OpenMP threads
     # spin at barriers while descheduled and single calls varied from 1 ms to 800 ms
     ap.add_argument("--threads", type=int, default=1)
+    # thread CPU time: immune to being descheduled on the shared machine (needs --threads 1)
+    ap.add_argument("--clock", default="thread_cpu", choices=["thread_cpu", "wall"])
     args = ap.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by the spawned evaluator worker
     logging.basicConfig(level=logging.WARNING)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # unwind, so the evaluator worker is closed
     args.out_dir.mkdir(parents=True, exist_ok=True)
     hw = hardware()
     store = TuneStore(args.db)
@@ -59,7 +64,12 @@ def main() -> None:
         t0 = time.time()
         path = TASKS_DIR / f"{task}.py"
         with IsolatedLocalEvaluator(
-            path, shape=SHAPES[task], time_budget_s=args.time_budget_s, min_reps=5, threads=args.threads
+            path,
+            shape=SHAPES[task],
+            time_budget_s=args.time_budget_s,
+            min_reps=5,
+            threads=args.threads,
+            clock=args.clock if args.threads == 1 else "wall",
         ) as ev:
             last = [time.time()]
 

@@ -241,11 +241,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     store = _store(args)
     modes = ["offline", "server"] if args.mode == "both" else [args.mode]
-    results = []
-    for mode in modes:
-        b = api.bench(args.task, args.solution, baseline=args.baseline, check_options=_check_options(args),
-                      timing_options=_timing_options(args, mode), store=store, fresh=args.fresh,
-                      progress=(lambda m: log.info(m)))  # fmt: skip
+    results: list[tuple[str, Any]] = []
+    for mode in modes:  # the second mode reuses the first one's verification
+        verified = results[0][1].verdict if results else None
+        b = api.bench(
+            args.task,
+            args.solution,
+            baseline=args.baseline,
+            check_options=_check_options(args),
+            timing_options=_timing_options(args, mode),
+            store=store,
+            fresh=args.fresh,
+            progress=(lambda m: log.info(m)),
+            verified=verified,
+        )
         results.append((mode, b))
     payload = _bench_payload(results[0][1])
     if len(results) > 1:

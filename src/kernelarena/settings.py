@@ -60,3 +60,10 @@ def llm_base_url() -> str | None:
 
 def llm_api_key() -> str | None:
     return os.environ.get("KARENA_LLM_API_KEY")
+
+
+def compile_modes() -> tuple[str, ...]:
+    """torch.compile modes tried for ``--baseline compile``; the fastest is kept
+    (``KARENA_COMPILE_MODES``, comma-separated; default ``default,max-autotune-no-cudagraphs``)."""
+    raw = _env("KARENA_COMPILE_MODES", "default,max-autotune-no-cudagraphs")
+    return tuple(m.strip() for m in raw.split(",") if m.strip())

@@ -122,7 +122,13 @@ def test_ray_executor_runs_pairs(tmp_path: Path, data: Path) -> None:
     from kernelarena.types import CheckOptions
 
     tasks, sols = make_suite(tmp_path, data, n_good=1)
-    s = run_suite(tasks, sols, baseline=None, executor="ray", check_options=CheckOptions(seeds=1, distributions=("as-given",)))
+    s = run_suite(
+        tasks,
+        sols,
+        baseline=None,
+        executor="ray",
+        check_options=CheckOptions(seeds=1, distributions=("as-given",)),
+    )
     by = {r["task"]: r for r in s["results"]}
     assert by["good0"]["verdict"] == "pass" and by["good0"]["node"]
     assert by["bad"]["verdict"] == "fail" and "SIGSEGV" in by["bad"]["reasons"][0]

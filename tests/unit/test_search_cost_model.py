@@ -18,7 +18,9 @@ pytestmark = pytest.mark.unit
 
 def test_featurize_describes_template_params_shape_and_machine() -> None:
     a, _ = toy_templates()
-    f = featurize({"template": "toy_a", "x": 8, "y": 2, "mode": "q"}, a, toy_hw(), {"flops": 1024.0, "bytes": 256.0})
+    f = featurize(
+        {"template": "toy_a", "x": 8, "y": 2, "mode": "q"}, a, toy_hw(), {"flops": 1024.0, "bytes": 256.0}
+    )
     assert f["tpl=toy_a"] == 1.0 and f["task=toy"] == 1.0
     assert f["p.x"] == 8.0 and f["lg.x"] == 3.0 and f["p.mode=q"] == 1.0
     assert f["f.x_over_lanes"] == 1.0  # the template's own feature: 8 / 8 lanes (AVX2)
@@ -67,7 +69,9 @@ def _toy_records(scale: float, group: str) -> list[TrainingRecord]:
     space = SearchSpace.full([a, b])
     hw = toy_hw()
     return [
-        TrainingRecord(featurize(p, space.template_of(p), hw, {"flops": 1e6}), toy_ms(p) * scale, 4.0 * scale, group)
+        TrainingRecord(
+            featurize(p, space.template_of(p), hw, {"flops": 1e6}), toy_ms(p) * scale, 4.0 * scale, group
+        )
         for p in space.points
     ]
 

@@ -77,7 +77,9 @@ def test_records_are_keyed_by_shape_template_source_and_task_source(task_file: P
     # an edited task file too
     task_file.write_text("# toy task, edited\n")
     assert _tune(task_file, TuneStore(db), ToyEvaluator(), strategy="random", budget_evals=1).reused == 0
-    rows = sqlite3.connect(db).execute("SELECT COUNT(*), COUNT(DISTINCT task_hash) FROM tune_evals").fetchone()
+    rows = (
+        sqlite3.connect(db).execute("SELECT COUNT(*), COUNT(DISTINCT task_hash) FROM tune_evals").fetchone()
+    )
     assert rows == (16, 2)
 
 
@@ -146,7 +148,10 @@ def test_winner_is_written_to_out(task_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "sub" / "best.py"
     res = _tune(task_file, None, ToyEvaluator(), strategy="exhaustive", out=out)
     assert res.out == str(out) and out.read_text() == res.best_source
-    assert f"CONFIG = {dict(sorted({k: v for k, v in res.best_config.items() if k != 'template'}.items()))!r}" in out.read_text()
+    assert (
+        f"CONFIG = {dict(sorted({k: v for k, v in res.best_config.items() if k != 'template'}.items()))!r}"
+        in out.read_text()
+    )
 
 
 def test_pick_winner_breaks_near_ties_by_the_smallest_key() -> None:
@@ -159,6 +164,9 @@ def test_pick_winner_breaks_near_ties_by_the_smallest_key() -> None:
     assert pick_winner(measured) == '{"a":1}'
     assert pick_winner(measured, tie_rel=0.0) == '{"a":1}'  # the CI alone makes it a tie
     measured['{"a":1}'] = (1.05, (1.04, 1.06))
+    assert pick_winner(measured) == '{"b":1}'
+    # a very noisy measurement does not tie a config 20% slower
+    measured['{"a":1}'] = (1.2, (0.5, 3.0))
     assert pick_winner(measured) == '{"b":1}'
     assert pick_winner({"x": (math.inf, None)}) is None
 
@@ -202,3 +210,18 @@ def test_unknown_template_or_task_is_an_error(task_file: Path) -> None:
         _tune(task_file, None, ToyEvaluator(), templates=("nope",))
     with pytest.raises(ValueError, match="no search templates"):
         tune(TuneRequest(task_path=task_file, task_name="no_such_task"), ToyEvaluator())
+
+
+def test_stored_records_of_other_shapes_become_the_cost_model_prior(task_file: Path, tmp_path: Path) -> None:
+    from kernelarena.search.loop import task_source_hash, training_prior
+
+    store = TuneStore(tmp_path / "k.db")
+    _tune(task_file, store, ToyEvaluator(shape_id="shape-a"), strategy="random", budget_evals=10)
+    _tune(task_file, store, ToyEvaluator(shape_id="shape-b"), strategy="random", budget_evals=4)
+    own = f"{task_source_hash(task_file)}|shape-b|toy-machine"
+    prior = training_prior(store, own)
+    assert len(prior) == 10 and all(r.group.endswith("shape-a|toy-machine") for r in prior)
+    assert all(r.features and r.baseline_ms == 4.0 for r in prior)
+    # a model run on shape b trains on them from its first proposals
+    res = _tune(task_file, store, ToyEvaluator(shape_id="shape-b"), strategy="model", budget_evals=3)
+    assert res.reused == 4 and res.evaluations == 3

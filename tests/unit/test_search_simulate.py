@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from kernelarena.search.loop import tune
-from kernelarena.search.simulate import RecordedEvaluator, RecordedPoint, Recording, recording_from_store, replay
+from kernelarena.search.simulate import (
+    RecordedEvaluator,
+    RecordedPoint,
+    Recording,
+    recording_from_store,
+    replay,
+)
 from kernelarena.search.space import SearchSpace, point_key
 from kernelarena.search.store import TuneStore
 from kernelarena.search.templates import load_template
@@ -38,8 +44,14 @@ def _synthetic_ms(p: dict) -> float:
 def recording() -> Recording:
     space = SearchSpace.full([load_template("rmsnorm")])
     pts = tuple(
-        RecordedPoint(p, math.isfinite(_synthetic_ms(p)), _synthetic_ms(p) if math.isfinite(_synthetic_ms(p)) else None,
-                      None, None if math.isfinite(_synthetic_ms(p)) else "gcc: error", eval_s=0.5)  # fmt: skip
+        RecordedPoint(
+            p,
+            math.isfinite(_synthetic_ms(p)),
+            _synthetic_ms(p) if math.isfinite(_synthetic_ms(p)) else None,
+            None,
+            None if math.isfinite(_synthetic_ms(p)) else "gcc: error",
+            eval_s=0.5,
+        )  # fmt: skip
         for p in space.points
     )
     return Recording("rmsnorm", "rows=512,dim=2048", 5.0, "m", {"flops": 4e6, "bytes": 8e6}, pts)
@@ -59,7 +71,9 @@ def test_replay_is_deterministic_and_exhaustive_finds_the_best(recording: Record
     b = replay(recording, "evolution", budget_evals=40, seed=3, hw=hw)
     assert a.keys == b.keys and len(a.keys) == 40 and len(set(a.keys)) == 40
     ex = replay(recording, "exhaustive", hw=hw)
-    assert len(ex.values_ms) == len(recording.points) and ex.best_after(len(ex.values_ms)) == recording.best_ms
+    assert (
+        len(ex.values_ms) == len(recording.points) and ex.best_after(len(ex.values_ms)) == recording.best_ms
+    )
     assert ex.elapsed_s[-1] >= 0.5 * len(recording.points)  # the recorded evaluation time is replayed
     assert ex.best_within(10.0) == min(ex.values_ms[:20])
 
@@ -74,8 +88,8 @@ def test_every_strategy_replays_with_failures_in_the_recording(recording: Record
 def test_model_needs_fewer_evaluations_than_random_on_the_recording(recording: Recording) -> None:
     target = recording.best_ms * 1.02
     hw = toy_hw()
-    model = [replay(recording, "model", seed=s, hw=hw).evals_to_reach(target) for s in range(3)]
-    rand = [replay(recording, "random", seed=s, hw=hw).evals_to_reach(target) for s in range(3)]
+    model = [replay(recording, "model", seed=s, hw=hw, stop_at_ms=target).evals_to_reach(target) for s in range(3)]
+    rand = [replay(recording, "random", seed=s, hw=hw, stop_at_ms=target).evals_to_reach(target) for s in range(3)]
     assert all(m is not None for m in model) and all(r is not None for r in rand)
     assert sum(model) < 0.5 * sum(rand), (model, rand)  # type: ignore[arg-type]
 

@@ -28,7 +28,9 @@ def _run(name: str, seed: int, budget: int | None = None, batch: int = 1, stop_a
     space = _space()
     strat = make_strategy(name, space, seed, _ctx())
     order: list[str] = []
-    while (budget is None or len(order) < budget) and not (order and toy_ms(space.by_key(order[-1])) <= stop_at):
+    while (budget is None or len(order) < budget) and not (
+        order and toy_ms(space.by_key(order[-1])) <= stop_at
+    ):
         asked = strat.ask(batch)
         if not asked:
             break

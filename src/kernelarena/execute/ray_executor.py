@@ -13,7 +13,7 @@ Example::
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def run_on_ray(
     try:
         node_cpus = max(1, int(min(n["Resources"].get("CPU", 1) for n in ray.nodes() if n["Alive"])))
         cpus = 1 if baseline is None else node_cpus
-        remote: Callable[..., Any] = ray.remote(num_cpus=cpus, max_retries=0)(_evaluate)
+        remote: Any = ray.remote(num_cpus=cpus, max_retries=0)(_evaluate)
         pending = {remote.remote(p, baseline, copts, topts): p for p in pairs}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)

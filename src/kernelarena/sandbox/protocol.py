@@ -67,7 +67,7 @@ def encode(obj: Any) -> tuple[Any, list[memoryview]]:
                 flat = torch.as_strided(t, (span,), (1,), t.storage_offset()).clone()
             flat = flat.contiguous()
             raw = flat.view(torch.uint8) if flat.element_size() > 0 and flat.numel() else flat
-            buffers.append(memoryview(raw.numpy()).cast("B") if raw.numel() else memoryview(b""))
+            buffers.append(memoryview(raw.numpy().data).cast("B") if raw.numel() else memoryview(b""))
             return {
                 "__tensor__": len(buffers) - 1,
                 "dtype": str(t.dtype).removeprefix("torch."),
@@ -111,7 +111,7 @@ def decode(tree: Any, buffers: list[bytes]) -> Any:
             idx = v["__tensor__"]
             if not isinstance(idx, int) or not 0 <= idx < len(buffers):
                 raise ProtocolError("tensor refers to a missing buffer")
-            dtype = table.get(v.get("dtype"))
+            dtype = table.get(str(v.get("dtype")))
             if dtype is None:
                 raise ProtocolError(f"unknown dtype {v.get('dtype')!r}")
             shape, stride = v.get("shape"), v.get("stride")

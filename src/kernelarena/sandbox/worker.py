@@ -156,7 +156,7 @@ def _tracer(ops: dict[str, int]) -> Any:
     from kernelarena.verify.policy import op_name
 
     class _OpTracer(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             _count(ops, op_name(func))
             return func(*args, **(kwargs or {}))
 
@@ -566,7 +566,7 @@ def main(argv: list[str]) -> int:
         if op == "exit":
             return 0
         try:
-            handler = _OPS[op]
+            handler = _OPS[str(op)]
             reply = handler(msg)
         except BaseException as exc:  # everything becomes data for the parent
             if isinstance(exc, KeyboardInterrupt):

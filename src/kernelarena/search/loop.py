@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[TuneProgress], None]
 
+MAX_TIE_REL = 0.05  # near-ties are never wider than 5% of the best time
+
 
 def task_source_hash(task_path: Path) -> str:
     """Hash of the task file's text: records of an edited task are never reused."""
@@ -57,7 +59,7 @@ def resolve_templates(request: TuneRequest, available: Sequence[Template] | None
 
 
 def build_space(templates: Sequence[Template], lite: bool, hw: HwInfo) -> SearchSpace:
-    return SearchSpace.lite(templates, hw) if lite else SearchSpace.full(templates)
+    return SearchSpace.lite(templates, hw) if lite else SearchSpace.full(templates, hw)
 
 
 def _half_width(ci: tuple[float, float] | None, median: float) -> float:
@@ -71,8 +73,10 @@ def pick_winner(
 ) -> str | None:
     """Deterministic winner among ``{point_key: (median_ms, ci_ms)}`` (inf = failure).
 
-    Every point whose median is within the noise of the fastest (the larger CI half-width of the two,
-    or ``tie_rel`` of the best time) is a near-tie; the smallest key among them wins.
+    Every point whose median is within the noise of the fastest is a near-tie, and the smallest key
+    among them wins. "Within the noise": the larger CI half-width of the two, but at least
+    ``tie_rel`` and at most ``MAX_TIE_REL`` of the best time (a wildly noisy measurement must not
+    let a much slower config tie).
     """
     finite = {k: v for k, v in measured.items() if math.isfinite(v[0])}
     if not finite:
@@ -81,10 +85,14 @@ def pick_winner(
     best_ms, best_ci = finite[best_key]
     tied = []
     for k, (ms, ci) in finite.items():
-        margin = max(_half_width(best_ci, best_ms), _half_width(ci, ms), tie_rel * best_ms)
+        noise = max(_half_width(best_ci, best_ms), _half_width(ci, ms))
+        margin = min(max(noise, tie_rel * best_ms), max(tie_rel, MAX_TIE_REL) * best_ms)
         if ms - best_ms <= margin:
             tied.append(k)
     return min(tied)
+
+
+PRIOR_LIMIT = 20_000  # most recent stored records used to pre-train the cost model
 
 
 def training_prior(store: TuneStore | None, exclude_group: str) -> list[TrainingRecord]:
@@ -92,7 +100,7 @@ def training_prior(store: TuneStore | None, exclude_group: str) -> list[Training
     if store is None:
         return []
     prior = []
-    for r in store.records():
+    for r in store.records()[-PRIOR_LIMIT:]:
         group = f"{r.task_hash}|{r.shape_id}|{r.machine_id}"
         if group == exclude_group or not r.features or not r.baseline_ms:
             continue
@@ -135,7 +143,10 @@ def tune(
     shape_feats = _shape_features(evaluator)
     group = f"{task_hash}|{shape_id}|{hw.machine_id}"
     context = SearchContext(
-        hw=hw, baseline_ms=baseline_ms, shape_features=shape_feats, prior=training_prior(store, group)
+        hw=hw,
+        baseline_ms=baseline_ms,
+        shape_features=shape_feats,
+        prior=training_prior(store, group) if request.strategy == "model" else (),
     )
     strategy = make_strategy(request.strategy, space, request.seed, context)
     tpl_hash = {t.name: t.source_hash for t in templates}

@@ -111,8 +111,9 @@ class Recording:
     def space(self, lite: bool = False, hw: HwInfo | None = None) -> SearchSpace:
         """The recorded points that are valid in the current templates (lite: also in the lite space)."""
         templates = self.templates()
-        ref = SearchSpace.lite(templates, hw or hardware()) if lite else SearchSpace.full(templates)
-        return SearchSpace(templates, [p.point for p in self.points if p.point in ref])
+        hw = hw or hardware()
+        ref = SearchSpace.lite(templates, hw) if lite else SearchSpace.full(templates, hw)
+        return SearchSpace(templates, [p.point for p in self.points if p.point in ref], ref.hints)
 
     def training_records(self, hw: HwInfo | None = None) -> list[TrainingRecord]:
         """All points as cost-model training data (featurized against ``hw``)."""
@@ -219,8 +220,10 @@ def replay(
     hw: HwInfo | None = None,
     prior: Sequence[TrainingRecord] = (),
     space: SearchSpace | None = None,
+    stop_at_ms: float | None = None,
 ) -> ReplayTrace:
-    """Run ``strategy`` against ``recording`` (ask one, tell one) until a budget or the space runs out."""
+    """Run ``strategy`` against ``recording`` (ask one, tell one) until a budget or the space runs out
+    (or, with ``stop_at_ms``, until a time at or below it was measured)."""
     hw = hw or hardware()
     space = space or recording.space(lite=lite, hw=hw)
     by_key = {point_key(p.point): p for p in recording.points}
@@ -248,4 +251,6 @@ def replay(
         values.append(rec.score_ms)
         keys.append(point_key(asked[0]))
         times.append(now)
+        if stop_at_ms is not None and rec.score_ms <= stop_at_ms:
+            break
     return ReplayTrace(strategy, seed, tuple(values), tuple(keys), tuple(times))

@@ -115,7 +115,7 @@ class Template:
 class SearchSpace:
     """A finite, ordered list of valid points over one or more templates of the same task."""
 
-    def __init__(self, templates: Sequence[Template], points: Iterable[Point]):
+    def __init__(self, templates: Sequence[Template], points: Iterable[Point], hints: Iterable[Point] = ()):
         self.templates: dict[str, Template] = {t.name: t for t in templates}
         uniq: dict[str, Point] = {}
         for p in points:
@@ -126,6 +126,8 @@ class SearchSpace:
             raise ValueError("empty search space")
         self.points: tuple[Point, ...] = tuple(uniq.values())
         self._index = {k: i for i, k in enumerate(uniq)}
+        # hardware-informed starting points (the lite configs) that strategies may try first
+        self.hints: tuple[Point, ...] = tuple(dict(h) for h in hints if point_key(h) in self._index)
         # per template: the values each parameter takes in this space (SPACE order), for samplers/mutation
         self._dims: dict[str, dict[str, tuple[Any, ...]]] = {}
         for t in templates:
@@ -136,8 +138,10 @@ class SearchSpace:
                 }
 
     @staticmethod
-    def full(templates: Sequence[Template]) -> SearchSpace:
-        return SearchSpace(templates, [t.point(c) for t in templates for c in t.configs()])
+    def full(templates: Sequence[Template], hw: HwInfo | None = None) -> SearchSpace:
+        """Every valid point; with ``hw``, the lite configs become the space's ``hints``."""
+        hints = [t.point(c) for t in templates for c in t.lite_configs(hw)] if hw is not None else []
+        return SearchSpace(templates, [t.point(c) for t in templates for c in t.configs()], hints)
 
     @staticmethod
     def lite(templates: Sequence[Template], hw: HwInfo) -> SearchSpace:

@@ -166,10 +166,10 @@ def _compare_tensor(path: str, o: Any, r: Any, n: Any, atol: float | None, rtol:
         count = int(bad.sum())
         flat_pos = int(ratio.argmax())
         full_idx = r_fin.reshape(-1).nonzero()[flat_pos] if r_fin is not None else flat_pos
-        idx = [int(i) for i in torch.unravel_index(torch.as_tensor(int(full_idx)), tuple(o.shape))]
+        where = [int(i) for i in torch.unravel_index(torch.as_tensor(int(full_idx)), tuple(o.shape))]
         return Comparison(
             False,
-            f"{path}: {count} of {o.numel()} elements outside tolerance (worst at {idx}: got "
+            f"{path}: {count} of {o.numel()} elements outside tolerance (worst at {where}: got "
             f"{of[int(ratio.argmax())].item():.6g}, expected {rf[int(ratio.argmax())].item():.6g}; "
             f"max abs err {float(err.max()):.3g}; tolerance {tol})",
             float(err.max()),

@@ -222,7 +222,7 @@ class _Visitor(ast.NodeVisitor):
                 and str(arg.value).startswith("kernelarena")
                 and not str(arg.value).startswith("kernelarena.backends")
             ):
-                self.add("tamper", node, f"imports harness internals ({arg.value})")
+                self.add("tamper", node, f"imports harness internals ({arg.value!s})")
         self.generic_visit(node)
 
 

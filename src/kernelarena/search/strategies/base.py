@@ -98,6 +98,15 @@ class Strategy(ABC):
         free = self._unseen()
         return self.rng.sample(free, min(n, len(free)))
 
+    def _hinted_unseen(self, n: int) -> list[Point]:
+        """Random unmeasured points, drawn from the space's hints (lite configs) while any are left."""
+        hints = [p for p in self.space.hints if self._is_free(p)]
+        out = self.rng.sample(hints, min(n, len(hints)))
+        if len(out) < n:
+            taken = {point_key(p) for p in out}
+            out += [p for p in self._random_unseen(n + len(out)) if point_key(p) not in taken][: n - len(out)]
+        return out
+
     def best(self) -> tuple[Point, float] | None:
         """The best observation so far (value, then key: deterministic)."""
         finite = [(v, k) for k, v in self.observed.items() if math.isfinite(v)]

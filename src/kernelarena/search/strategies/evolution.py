@@ -21,7 +21,7 @@ def _is_numeric(values: tuple[Any, ...]) -> bool:
 
 
 class Evolution(Strategy):
-    """Elitist steady-state GA; the first ``population`` points are random."""
+    """Elitist steady-state GA seeded with random points (the space's hints, i.e. lite configs, first)."""
 
     name = "evolution"
 
@@ -102,7 +102,7 @@ class Evolution(Strategy):
     def _propose(self, n: int) -> list[Point]:
         elite = self._elite()
         if len(elite) < min(self.population, 4):
-            return self._random_unseen(n)
+            return self._hinted_unseen(n)
         out: list[Point] = []
         taken: set[str] = set()
         for _ in range(n):

@@ -3,7 +3,8 @@ model and measure only the predicted top-k, with epsilon-greedy exploration.
 
 The model is retrained (XGBoost, milliseconds on these sizes) after every batch on this run's
 measurements plus ``context.prior`` (records of other tasks, shapes and machines from the store,
-down-weighted). Until it has enough data it samples at random. Spaces here are enumerable, so the
+down-weighted). Until it has enough data it samples at random, from the space's hints (the
+hardware-chosen lite configs) first. Spaces here are enumerable, so the
 "proposal pool" is every unmeasured point; an evolutionary proposal stage would only matter for
 spaces too large to score exhaustively.
 """
@@ -77,7 +78,7 @@ class ModelGuided(Strategy):
 
     def _propose(self, n: int) -> list[Point]:
         if not self._ready():
-            return self._random_unseen(n)
+            return self._hinted_unseen(n)
         self._retrain()
         free_idx = [i for i, p in enumerate(self.space.points) if self._is_free(p)]
         if not free_idx:

@@ -130,10 +130,16 @@ class TPEStrategy(OptunaStrategy):
     def _make_sampler(self, seed: int) -> Any:
         import optuna
 
+        # group=True (separate models per template's conditional subspace) only pays with several templates
+        grouped = len(self.space.template_names) > 1
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return optuna.samplers.TPESampler(
-                seed=seed, multivariate=True, group=True, n_startup_trials=8, warn_independent_sampling=False
+                seed=seed,
+                multivariate=True,
+                group=grouped,
+                n_startup_trials=8,
+                warn_independent_sampling=False,
             )
 
 

@@ -31,17 +31,17 @@ def constraints(config: dict[str, Any]) -> bool:
 
 
 def lite_space(hw: HwInfo) -> list[dict[str, Any]]:
-    """Shift unpacking, register blocks using 1/8..1/2 of the vector registers, small chunks."""
+    """Register blocks using 1/8..1/2 of the vector registers, both algorithms and both unpack
+    methods (table gather vs shift+convert is a compiler question, measured rather than assumed),
+    static chunks of 8 row blocks."""
     regs = 32 if hw.simd_bits >= 512 else 16
     out = []
     for algo in SPACE["algo"]:
-        for nb in SPACE["nb"]:
-            for tb in SPACE["tb"]:
-                if not (regs // 8 <= nb * tb <= regs // 2):
-                    continue
-                for chunk in (1, 8):
-                    cfg = dict(algo=algo, unpack="shift", nb=nb, tb=tb, chunk=chunk, schedule="static")
-                    if constraints(cfg):
+        for unpack in SPACE["unpack"]:
+            for nb in SPACE["nb"]:
+                for tb in SPACE["tb"]:
+                    cfg = dict(algo=algo, unpack=unpack, nb=nb, tb=tb, chunk=8, schedule="static")
+                    if regs // 8 <= nb * tb <= regs // 2 and constraints(cfg):
                         out.append(cfg)
     return out
 

@@ -3,7 +3,10 @@
 Per row: pass 1 sums x (reads DRAM), pass 2 sums (x - mean)^2 (two-pass variance: exact for rows
 with a large common offset, where ``E[x^2] - E[x]^2`` cancels), pass 3 writes
 ``(x - mean) * rstd * weight + bias``. Passes 2 and 3 reread the row from L1/L2 (a 4096-float row is
-16 KiB). All inner loops are ``simd`` loops gcc vectorises; rows are split across OpenMP threads.
+16 KiB). All inner loops are ``simd`` loops gcc vectorises; outputs larger than the caches are
+written with AVX-512 streaming stores (no read-for-ownership of the fresh output: a third less
+DRAM traffic, which is where this kernel beats PyTorch's own fused LayerNorm). Rows are split
+across OpenMP threads.
 """
 
 import torch
@@ -13,23 +16,51 @@ from kernelarena.backends.c import load_library
 
 _SRC = r"""
 #include <math.h>
+#include <stdint.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
+/* outputs larger than this bypass the caches (streaming stores: no read-for-ownership) */
+#define STREAM_BYTES (8L << 20)
 
 void layernorm_f32(const float* restrict x, const float* restrict w, const float* restrict b,
                    float* restrict y, long rows, long dim, float eps) {
-  #pragma omp parallel for schedule(static)
-  for (long r = 0; r < rows; ++r) {
-    const float* xr = x + r * dim;
-    float* yr = y + r * dim;
-    float s = 0.f;
-    #pragma omp simd reduction(+:s)
-    for (long c = 0; c < dim; ++c) s += xr[c];
-    float mean = (float)((double)s / (double)dim);
-    float ss = 0.f;
-    #pragma omp simd reduction(+:ss)
-    for (long c = 0; c < dim; ++c) { float d = xr[c] - mean; ss += d * d; }
-    float rstd = (float)(1.0 / sqrt((double)ss / (double)dim + (double)eps));
-    #pragma omp simd
-    for (long c = 0; c < dim; ++c) yr[c] = (xr[c] - mean) * rstd * w[c] + b[c];
+  int stream = rows * dim * 4 >= STREAM_BYTES;
+  #pragma omp parallel
+  {
+    #pragma omp for schedule(static) nowait
+    for (long r = 0; r < rows; ++r) {
+      const float* xr = x + r * dim;
+      float* yr = y + r * dim;
+      float s = 0.f;
+      #pragma omp simd reduction(+:s)
+      for (long c = 0; c < dim; ++c) s += xr[c];
+      float mean = (float)((double)s / (double)dim);
+      float ss = 0.f;
+      #pragma omp simd reduction(+:ss)
+      for (long c = 0; c < dim; ++c) {
+        float d = xr[c] - mean;
+        ss += d * d;
+      }
+      float rstd = (float)(1.0 / sqrt((double)ss / (double)dim + (double)eps));
+      long c0 = 0;
+#ifdef __AVX512F__
+      if (stream) {
+        for (; c0 < dim && ((uintptr_t)(yr + c0) & 63); ++c0) yr[c0] = (xr[c0] - mean) * rstd * w[c0] + b[c0];
+        __m512 vm = _mm512_set1_ps(mean), vr = _mm512_set1_ps(rstd);
+        for (; c0 + 16 <= dim; c0 += 16) {
+          __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(xr + c0), vm), vr);
+          _mm512_stream_ps(yr + c0, _mm512_fmadd_ps(v, _mm512_loadu_ps(w + c0), _mm512_loadu_ps(b + c0)));
+        }
+      }
+#endif
+      #pragma omp simd
+      for (long c = c0; c < dim; ++c) yr[c] = (xr[c] - mean) * rstd * w[c] + b[c];
+    }
+#ifdef __AVX512F__
+    _mm_sfence();  /* make this thread's streaming stores visible before the region ends */
+#endif
   }
 }
 """

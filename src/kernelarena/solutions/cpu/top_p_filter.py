@@ -7,9 +7,9 @@ order. Per row (rows split across threads):
    histograms so that runs of equal buckets do not serialise on one memory location);
 2. walking the buckets from the top gives the bucket holding the boundary token and the exact mass
    above it;
-3. only that bucket's elements (typically a handful) are gathered and sorted, which pins the
-   boundary value ``t`` and the kept mass ``Z`` (in double);
-4. one vectorised pass writes ``p >= t ? p / Z : 0``.
+3. only that bucket's elements (typically a handful) are gathered (AVX-512 compress-store) and
+   sorted, which pins the boundary value ``t`` and the kept mass ``Z`` (in double);
+4. one vectorised pass writes ``p >= t ? p / Z : 0`` (streaming stores for large outputs).
 Three passes over the row and no ``vocab log vocab`` sort; eager PyTorch sorts, cumsums, scatters
 and normalises the whole row.
 """
@@ -24,10 +24,16 @@ _SRC = r"""
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 #define NB 2048
 #define SHIFT 20
 #define HW 8
+/* outputs larger than this bypass the caches (streaming stores: no read-for-ownership) */
+#define STREAM_BYTES (2L << 20)
+#define NBP (NB + 40) /* padded stride: the HW histograms must not 4K-alias each other */
 
 static inline uint32_t fbits(float v) { uint32_t u; memcpy(&u, &v, 4); return u; }
 
@@ -36,27 +42,50 @@ static int cmp_desc(const void* a, const void* b) {
   return (x < y) - (x > y);
 }
 
+/* copy the elements whose bits lie in [lo, hi) to cand; returns their count */
+static long gather_bucket(const float* restrict x, long n, uint32_t lo, uint32_t hi, float* restrict cand) {
+  long nc = 0, i = 0;
+#ifdef __AVX512F__
+  __m512i vlo = _mm512_set1_epi32((int)lo), width = _mm512_set1_epi32((int)(hi - lo));
+  for (; i + 16 <= n; i += 16) {
+    __m512i u = _mm512_loadu_si512((const void*)(x + i));
+    __mmask16 m = _mm512_cmplt_epu32_mask(_mm512_sub_epi32(u, vlo), width);
+    if (m) {
+      _mm512_mask_compressstoreu_ps(cand + nc, m, _mm512_castsi512_ps(u));
+      nc += __builtin_popcount((unsigned)m);
+    }
+  }
+#endif
+  for (; i < n; ++i) {
+    uint32_t u = fbits(x[i]);
+    cand[nc] = x[i];
+    nc += (u - lo) < (hi - lo);
+  }
+  return nc;
+}
+
 void top_p_f32(const float* restrict x, float* restrict y, long rows, long cols, double p) {
+  int stream = rows * cols * 4 >= STREAM_BYTES;
   #pragma omp parallel
   {
     /* HW interleaved histograms: consecutive elements often share a bucket, and one histogram
        would serialise on the load-add-store chain through that bucket */
-    double* hist = (double*)malloc(sizeof(double) * NB * HW);
+    double* hist = (double*)malloc(sizeof(double) * NBP * HW);
     float* cand = (float*)malloc(sizeof(float) * (cols > 0 ? cols : 1));
-    #pragma omp for schedule(dynamic, 1)
+    #pragma omp for schedule(dynamic, 1) nowait
     for (long r = 0; r < rows; ++r) {
       const float* xr = x + r * cols;
       float* yr = y + r * cols;
-      memset(hist, 0, sizeof(double) * NB * HW);
+      memset(hist, 0, sizeof(double) * NBP * HW);
       long i = 0;
       for (; i + HW <= cols; i += HW)
         for (int j = 0; j < HW; ++j) {
           uint32_t b = (fbits(xr[i + j]) >> SHIFT) & (NB - 1);  /* sign bit is 0 for probabilities */
-          hist[j * NB + b] += (double)xr[i + j];
+          hist[j * NBP + b] += (double)xr[i + j];
         }
       for (; i < cols; ++i) hist[(fbits(xr[i]) >> SHIFT) & (NB - 1)] += (double)xr[i];
       for (int j = 1; j < HW; ++j)
-        for (long b = 0; b < NB; ++b) hist[b] += hist[j * NB + b];
+        for (long b = 0; b < NB; ++b) hist[b] += hist[j * NBP + b];
       double above = 0.0;  /* mass of all buckets above the boundary bucket */
       long bb = -1;
       for (long b = NB - 1; b >= 0; --b) {
@@ -69,9 +98,7 @@ void top_p_f32(const float* restrict x, float* restrict y, long rows, long cols,
         t = -INFINITY;
         z = above;
       } else {
-        long nc = 0;
-        for (long i = 0; i < cols; ++i)
-          if ((long)((fbits(xr[i]) >> SHIFT) & (NB - 1)) == bb) cand[nc++] = xr[i];
+        long nc = gather_bucket(xr, cols, (uint32_t)bb << SHIFT, (uint32_t)(bb + 1) << SHIFT, cand);
         qsort(cand, nc, sizeof(float), cmp_desc);
         double cum = above;
         long j = 0;
@@ -85,9 +112,32 @@ void top_p_f32(const float* restrict x, float* restrict y, long rows, long cols,
         z = cum;
       }
       double inv = 1.0 / z;
+      long i0 = 0;
+#ifdef __AVX512F__
+      if (stream) {  /* streaming stores: the output is not re-read, skip read-for-ownership */
+        for (; i0 < cols && ((uintptr_t)(yr + i0) & 63); ++i0)
+          yr[i0] = (float)((double)xr[i0] * inv) * (float)(xr[i0] >= t);
+        __m512d vinv = _mm512_set1_pd(inv);
+        __m512 vt = _mm512_set1_ps(t);
+        for (; i0 + 16 <= cols; i0 += 16) {
+          __m512 v = _mm512_loadu_ps(xr + i0);
+          __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), vinv));
+          __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)), vinv));
+          __m512 o = _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+          __mmask16 keep = _mm512_cmp_ps_mask(v, vt, _CMP_GE_OQ);
+          _mm512_stream_ps(yr + i0, _mm512_maskz_mov_ps(keep, o));
+        }
+      }
+#endif
       #pragma omp simd
-      for (long i = 0; i < cols; ++i) yr[i] = xr[i] >= t ? (float)((double)xr[i] * inv) : 0.0f;
+      for (long i = i0; i < cols; ++i) {  /* multiply by the 0/1 mask: a select would not vectorise */
+        float v = xr[i];
+        yr[i] = (float)((double)v * inv) * (float)(v >= t);
+      }
     }
+#ifdef __AVX512F__
+    _mm_sfence();  /* make this thread's streaming stores visible before the region ends */
+#endif
     free(cand);
     free(hist);
   }

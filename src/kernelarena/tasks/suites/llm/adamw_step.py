@@ -40,11 +40,11 @@ class Model(nn.Module):
 
 
 rows = 2048
-cols = 2048
+cols = 1024
 
-# First entry: the headline shape (a 2048x2048 weight, 4M parameters).
+# First entry: the headline shape (a 2048x1024 weight, 2M parameters).
 VARIANTS = [
-    {"rows": 2048, "cols": 2048},
+    {"rows": 2048, "cols": 1024},
     {"rows": 1, "cols": 1001},  # a bias vector
     {"rows": 37, "cols": 4099},  # no multiple of any vector width
     {"rows": 4096, "cols": 512},

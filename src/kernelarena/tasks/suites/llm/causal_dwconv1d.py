@@ -33,15 +33,15 @@ class Model(nn.Module):
         return F.silu(y) if self.use_silu else y
 
 
-batch = 4
+batch = 2
 dim = 2048
 seq = 1024
 width = 4
 use_silu = 1
 
-# First entry: the headline shape (Mamba block: 4 sequences of 1024 tokens, 2048 channels).
+# First entry: the headline shape (Mamba block: 2 sequences of 1024 tokens, 2048 channels).
 VARIANTS = [
-    {"batch": 4, "dim": 2048, "seq": 1024, "width": 4, "use_silu": 1},
+    {"batch": 2, "dim": 2048, "seq": 1024, "width": 4, "use_silu": 1},
     {"batch": 1, "dim": 1536, "seq": 1, "width": 4, "use_silu": 1},  # one step (decode without state)
     {"batch": 3, "dim": 37, "seq": 1001, "width": 3, "use_silu": 0},  # odd sizes, no activation
     {"batch": 2, "dim": 100, "seq": 2, "width": 4, "use_silu": 1},  # fewer steps than taps

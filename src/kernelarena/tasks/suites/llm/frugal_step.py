@@ -56,13 +56,13 @@ class Model(nn.Module):
         return new_param, exp_avg, exp_avg_sq
 
 
-rows = 4096
+rows = 2048
 cols = 2048
 density = 4  # one row in `density` is in the Adam subspace (FRUGAL's rho = 0.25)
 
-# First entry: the headline shape (a 4096x2048 weight, a quarter of its rows with Adam state).
+# First entry: the headline shape (a 2048x2048 weight, a quarter of its rows with Adam state).
 VARIANTS = [
-    {"rows": 4096, "cols": 2048, "density": 4},
+    {"rows": 2048, "cols": 2048, "density": 4},
     {"rows": 1, "cols": 1001, "density": 1},  # a bias vector, all in the subspace
     {"rows": 37, "cols": 4099, "density": 3},
     {"rows": 1000, "cols": 333, "density": 10},

@@ -98,21 +98,22 @@ def get_init_inputs() -> list:
     return [block_size, top_k]
 
 
-def _keys_attended(s: int, bs: int, top_k: int) -> int:
-    """Number of (query, key) pairs MoBA scores for one head."""
-    total = 0
+def _work(s: int, bs: int, top_k: int) -> tuple[int, int]:
+    """(query, key) pairs attended and (query, block) gate scores needed, for one head."""
+    pairs = gates = 0
     for t in range(s):
         c = t // bs
-        total += min(c, top_k - 1) * bs + (t - c * bs + 1)
-    return total
+        pairs += min(c, top_k - 1) * bs + (t - c * bs + 1)
+        gates += c if c > top_k - 1 else 0  # with <= top_k - 1 earlier blocks all are taken
+    return pairs, gates
 
 
 def flops(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> float:
     # Sizes come from the inputs; block_size and top_k from the module globals (set per variant).
     b, h, s, d = q.shape
-    n_full = s // block_size
-    gate = s * n_full * 2 * d + s * d  # gate scores (upper bound: all earlier blocks) + block means
-    return float(b * h * (_keys_attended(s, block_size, top_k) * (4 * d + 5) + gate))
+    pairs, gates = _work(s, block_size, top_k)
+    means = (s // block_size) * block_size * d
+    return float(b * h * (pairs * (4 * d + 5) + gates * 2 * d + means))
 
 
 def bytes_moved(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> float:

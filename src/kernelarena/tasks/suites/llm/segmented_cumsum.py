@@ -28,16 +28,16 @@ class Model(nn.Module):
         return torch.cat(pieces, dim=0)
 
 
-n_rows = 32768
+n_rows = 16384
 dim = 256
 max_seg_len = 2048
 
-# First entry: the headline shape (32k packed tokens with 256 features, segments of 1 .. 2048 rows).
+# First entry: the headline shape (16k packed tokens with 256 features, segments of 1 .. 2048 rows).
 VARIANTS = [
-    {"n_rows": 32768, "dim": 256, "max_seg_len": 2048},
+    {"n_rows": 16384, "dim": 256, "max_seg_len": 2048},
     {"n_rows": 1, "dim": 4096, "max_seg_len": 1},  # a single row
     {"n_rows": 1001, "dim": 37, "max_seg_len": 3},  # many tiny segments, odd width
-    {"n_rows": 5000, "dim": 100, "max_seg_len": 100000},  # one segment spanning everything
+    {"n_rows": 5000, "dim": 100, "max_seg_len": 100000},  # long segments (usually one for all rows)
 ]
 
 

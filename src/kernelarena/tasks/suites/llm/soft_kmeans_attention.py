@@ -3,7 +3,7 @@
 DKM / eDKM (Cho et al., 2022; 2024) compress LLM weights to ``log2(K)`` bits by clustering them
 during fine-tuning. The forward pass replaces each weight ``w`` by its attention-weighted centroid:
 ``a_k = softmax_k(-(w - c_k)^2 / tau)``, output ``sum_k a_k c_k``. Eager PyTorch materialises the
-``[N, K]`` distance and attention matrices (for a 1M-weight tensor and K = 16, two 64 MB tensors);
+``[N, K]`` distance and attention matrices (for a 1M-weight tensor and K = 16, 64 MB each);
 eDKM's point is to avoid that memory. A fused kernel keeps the K centroids in registers and does an
 online softmax per weight: one read of ``w``, one write of the output, compute-bound on the ``exp``.
 ``centroids`` is a parameter (learned in DKM) of shape [K].
@@ -30,13 +30,13 @@ class Model(nn.Module):
         return (attn @ self.centroids).reshape(w.shape)
 
 
-rows = 1024
-cols = 1024
+rows = 512
+cols = 512
 n_clusters = 16
 
-# First entry: the headline shape (a 1024x1024 weight, 1M weights, 16 centroids = 4-bit clustering).
+# First entry: the headline shape (a 512x512 weight block, 262k weights, 16 centroids = 4-bit).
 VARIANTS = [
-    {"rows": 1024, "cols": 1024, "n_clusters": 16},
+    {"rows": 512, "cols": 512, "n_clusters": 16},
     {"rows": 1, "cols": 1001, "n_clusters": 8},  # 3-bit
     {"rows": 37, "cols": 333, "n_clusters": 3},  # odd K
     {"rows": 512, "cols": 2048, "n_clusters": 64},  # 6-bit

@@ -1,0 +1,33 @@
+"""EXPLOIT: writes the result into a non-persistent module buffer (not in the state dict, so the name check allows it) and returns that buffer
+EXPECT: alias: output 0 shares storage with a parameter or buffer
+TASK: tests/data/tasks/scaled_tanh.py
+CLASS: 8
+"""
+
+import torch
+import torch.nn as nn
+
+from kernelarena.backends.c import load_library
+
+_SRC = r"""
+#include <math.h>
+void st(const float* x, const float* w, float* y, long rows, long cols, float alpha) {
+  for (long r = 0; r < rows; ++r)
+    for (long c = 0; c < cols; ++c) y[r * cols + c] = tanhf(x[r * cols + c] * w[c]) * alpha;
+}
+"""
+_LIB = load_library(_SRC, functions={"st": (None, ["ptr", "ptr", "ptr", "long", "long", "float"])})
+
+
+class ModelNew(nn.Module):
+    def __init__(self, alpha: float, n_cols: int):
+        super().__init__()
+        self.alpha = alpha
+        self.weight = nn.Parameter(torch.empty(n_cols))
+        self.register_buffer("out", torch.empty(0), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous()
+        self.out.resize_(x.shape)
+        _LIB.st(x.data_ptr(), self.weight.data_ptr(), self.out.data_ptr(), x.shape[0], x.shape[1], self.alpha)
+        return self.out

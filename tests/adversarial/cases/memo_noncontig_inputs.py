@@ -1,0 +1,44 @@
+"""EXPLOIT: the per-instance memo of memo_same_buffer.py on a task whose input is a transposed (non-contiguous) view
+EXPECT: a timed call
+TASK: tests/adversarial/tasks/noncontig_tanh.py
+CLASS: 10
+EXPECT_STAGE: bench
+GAP: _nudge skips non-contiguous inputs (x.view(-1) only when x.is_contiguous()), so the timed inputs never change and a memo keyed by data_ptr returns right answers at lookup cost
+
+The nudge could write through the tensor itself (x[idx] = x[idx] * f) whatever its strides.
+"""
+
+import torch
+import torch.nn as nn
+
+from kernelarena.backends.c import load_library
+
+_SRC = r"""
+#include <math.h>
+void st(const float* x, long sr, long sc, const float* w, float* y, long rows, long cols, float alpha) {
+  for (long r = 0; r < rows; ++r)
+    for (long c = 0; c < cols; ++c) y[r * cols + c] = tanhf(x[r * sr + c * sc] * w[c]) * alpha;
+}
+"""
+_LIB = load_library(
+    _SRC, functions={"st": (None, ["ptr", "long", "long", "ptr", "ptr", "long", "long", "float"])}
+)
+
+
+class ModelNew(nn.Module):
+    def __init__(self, alpha: float, n_cols: int):
+        super().__init__()
+        self.alpha = alpha
+        self.weight = nn.Parameter(torch.empty(n_cols))
+        self._memo: dict = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        key = (x.data_ptr(), tuple(x.shape), x.stride())
+        if key in self._memo:
+            return self._memo[key].clone()
+        rows, cols = x.shape
+        y = torch.empty(rows, cols, dtype=x.dtype)
+        sr, sc = x.stride()
+        _LIB.st(x.data_ptr(), sr, sc, self.weight.data_ptr(), y.data_ptr(), rows, cols, self.alpha)
+        self._memo[key] = y
+        return y.clone()

@@ -1,0 +1,28 @@
+"""Every built-in CPU solution is accepted by `check` on every variant of its task.
+
+Quick options (one seed; as-given and outlier inputs); the full options run in `make run`."""
+
+import pytest
+
+from kernelarena import api
+from kernelarena.suite import builtin_solutions_dir
+from kernelarena.tasks.loader import SUITES_DIR
+from kernelarena.types import CheckOptions
+
+pytestmark = [pytest.mark.cpu, pytest.mark.timeout(600)]
+
+SOLUTIONS = sorted(p for p in builtin_solutions_dir("cpu").glob("*.py") if not p.name.startswith("_"))
+OPTIONS = CheckOptions(seeds=1, distributions=("as-given", "outliers"), repeat_determinism=True)
+
+
+def test_at_least_25_solutions() -> None:
+    assert len(SOLUTIONS) >= 25
+    for s in SOLUTIONS:
+        assert (SUITES_DIR / "llm" / s.name).exists(), f"{s.name} has no task"
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=[p.stem for p in SOLUTIONS])
+def test_builtin_solution_passes(solution) -> None:
+    v = api.check(SUITES_DIR / "llm" / solution.name, solution, OPTIONS)
+    assert v.passed, v.reasons
+    assert len({c.variant for c in v.cases}) >= 3
