@@ -154,7 +154,7 @@ def live_lite(task: str, rec: Recording, seconds: float) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--recordings", type=Path, default=ROOT / ".karena/search_recordings")
-    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--seeds", type=int, default=8)
     ap.add_argument("--live", action="store_true", help="also run a real 30 s lite tune per task")
     ap.add_argument("--live-seconds", type=float, default=30.0)
     ap.add_argument("--out", type=Path, default=None)
@@ -198,8 +198,12 @@ def print_task(task: str, e: dict[str, Any], wall: float) -> None:
           f"measuring all of it takes {lite['lite_all_s']:.0f} s; in 30 s (space order) "
           f"{100 * lite['lite_q30s_in_order']:.1f}%")  # fmt: skip
     cm = e["cost_model"]
-    cross = (f", other tasks -> this one: Spearman {cm['cross_task_spearman']:.2f} Kendall {cm['cross_task_kendall']:.2f}"
-             if "cross_task_spearman" in cm else "")  # fmt: skip
+    cross = ""
+    if "cross_task_spearman" in cm:
+        if math.isnan(cm["cross_task_spearman"]):
+            cross = ", other tasks -> this one: n/a (constant prediction: no shared features)"
+        else:
+            cross = f", other tasks -> this one: Spearman {cm['cross_task_spearman']:.2f} Kendall {cm['cross_task_kendall']:.2f}"
     print(f"   cost model held-out: within task (25% train) Spearman {cm['within_spearman']:.2f} "
           f"Kendall {cm['within_kendall']:.2f}{cross}")  # fmt: skip
     print(f"   {'strategy':<12} {'@10% (' + str(s['n10']) + ')':>12} {'@25% (' + str(s['n25']) + ')':>12} "

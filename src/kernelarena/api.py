@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import tempfile
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +26,12 @@ from kernelarena.tasks.loader import load_task, source_hash
 from kernelarena.timing import bench as timing
 from kernelarena.timing import stats
 from kernelarena.types import BenchResult, CheckOptions, Solution, Task, TimingOptions, Verdict, to_jsonable
-from kernelarena.verify import static
-from kernelarena.verify.compare import compare
+from kernelarena.verify.triton_cpu import compile_check, for_interpreter, interpreted
 from kernelarena.verify.verifier import CasePlan, new_secret, verify
 
 log = logging.getLogger(__name__)
 
 IMPLAUSIBLE_SPEEDUP = 100.0
-
-
-INTERPRETER_MAX_BYTES = 1 << 20  # the Triton interpreter runs ~1000x slower than a GPU
 
 
 def load_solution(path: str | Path) -> Solution:
@@ -47,55 +41,6 @@ def load_solution(path: str | Path) -> Solution:
     if not p.is_file():
         raise UsageError(f"solution file not found: {path}")
     return Solution(p.resolve(), source_hash(p), detect_backend(p.read_text(errors="replace")))
-
-
-def _interpreted(sol: Solution, options: CheckOptions) -> bool:
-    return sol.backend == "triton" and options.device == "cpu"
-
-
-def _for_interpreter(task: Task, options: CheckOptions) -> tuple[Task, CheckOptions]:
-    """Triton on a CPU: only small shapes (scaled down if needed), one seed, a long timeout."""
-    from kernelarena.tasks.loader import input_bytes, scale_to_fit
-
-    small = [v for v in task.variants if (input_bytes(task.path, v.overrides) or 0) <= INTERPRETER_MAX_BYTES]
-    notes = list(task.notes)
-    if not small:
-        smallest = min(task.variants, key=lambda v: input_bytes(task.path, v.overrides) or 0)
-        overrides, note = scale_to_fit(task.path, smallest.overrides, INTERPRETER_MAX_BYTES)
-        small = [replace(smallest, overrides=overrides)]
-        notes.append(f"Triton interpreter: {note}")
-    skipped = [v.label for v in task.variants if v not in small]
-    if skipped:
-        notes.append(f"Triton interpreter on CPU: variants not verified (too large): {'; '.join(skipped)}")
-    small = [replace(v, index=i) for i, v in enumerate(small)]
-    opts = replace(
-        options, seeds=1, distributions=("as-given", "scaled"), timeout_s=max(options.timeout_s or 0, 600)
-    )
-    return replace(task, variants=tuple(small), notes=tuple(notes)), opts
-
-
-def _compile_check(sol: Solution, options: CheckOptions) -> tuple[list[str], list[str]]:
-    """sm_90 compile of a Triton solution's kernels, in a worker of its own (no interpreter)."""
-    reasons, flags = [], []
-    with Worker("candidate", threads=options.threads, memory_bytes=options.memory_bytes) as w:
-        try:
-            r = w.request({"op": "compile_check", "path": str(sol.path), "arch": 90}, timeout_s=600)
-        except WorkerFailure as exc:
-            return [f"sm_90 compile check: worker {exc}"], []
-    if r.get("error"):
-        return [f"sm_90 compile check failed: {r['error']}"], []
-    if r.get("compile_error"):
-        reasons.append(f"sm_90 compile check failed: {r['compile_error']}")
-    for k in r.get("kernels", []):
-        if not k["ok"]:
-            reasons.append(f"sm_90: kernel {k['name']} does not compile: {k['error']}")
-        else:
-            flags.append(f"sm_90: kernel {k['name']}: {k['n_regs']} registers, {k['n_spills']} spill bytes")
-    if r.get("unchecked"):
-        flags.append(
-            f"sm_90: kernels without TRITON_COMPILE_SPECS were not compile-checked: {', '.join(r['unchecked'])}"
-        )
-    return reasons, flags
 
 
 def _require_device(device: str) -> None:
@@ -115,7 +60,7 @@ def _as_task(task: str | Path | Task, max_bytes: int | None) -> Task:
 def _key_parts(task: Task, solution: Solution, options: CheckOptions) -> dict[str, Any]:
     return {
         "backend": solution.backend,
-        "interpreter": _interpreted(solution, options),
+        "interpreter": interpreted(solution, options),
         "task_hash": task.source_hash,
         "variants": [v.overrides for v in task.variants],
         "solution_hash": solution.source_hash,
@@ -203,15 +148,15 @@ def check(
 
 def _verify_any(t: Task, sol: Solution, options: CheckOptions) -> Verdict:
     """``verify`` in fresh workers; Triton on a CPU runs under the interpreter plus an sm_90 compile."""
-    if not _interpreted(sol, options):
+    if not interpreted(sol, options):
         with _workers(options) as (ref, cand):
             return verify(t, sol.path, options, ref, cand)
     from kernelarena.backends.triton import INTERPRETER_FLAG, interpreter_env
 
-    small_task, small_opts = _for_interpreter(t, options)
+    small_task, small_opts = for_interpreter(t, options)
     with _workers(small_opts, candidate_env=interpreter_env()) as (ref, cand):
         verdict = verify(small_task, sol.path, small_opts, ref, cand)
-    reasons, flags = _compile_check(sol, options)
+    reasons, flags = compile_check(sol, options)
     return replace(
         verdict,
         passed=verdict.passed and not reasons,
@@ -316,7 +261,7 @@ def bench(
             return bench_from_json(cached["result"], note="reused a stored record (use --fresh to re-run)")
     threads = copts.threads or topts.threads or settings.num_threads()
     secret = copts.secret if copts.secret is not None else new_secret()
-    if _interpreted(sol, copts):
+    if interpreted(sol, copts):
         verdict = verified if verified is not None else _verify_any(t, sol, copts)
         return BenchResult(verdict=verdict, baseline_kind=baseline,
                            flags=("timing skipped: a Triton solution on a CPU runs under the interpreter; "
@@ -477,125 +422,7 @@ def bench_from_json(data: dict[str, Any], note: str | None = None) -> BenchResul
     )
 
 
-# --- fast evaluation for search loops --------------------------------------------------------
+# re-exported: the search engine's evaluator lives in its own module
+from kernelarena.session import EvalOutcome, TuningSession  # noqa: E402
 
-
-@dataclass(frozen=True)
-class EvalOutcome:
-    ok: bool
-    median_ms: float | None = None
-    ci_ms: tuple[float, float] | None = None
-    reason: str | None = None
-
-
-class TuningSession:
-    """One reference worker and one reusable candidate worker for evaluating many configs quickly.
-
-    Each ``evaluate(source)`` runs the static scan, a correctness check on the headline shape and on
-    the smallest variant, then times the candidate (cold cache, rotated inputs). It is a screening
-    step: a search's winner must still pass the full ``check`` (the CLI does that).
-    """
-
-    def __init__(
-        self,
-        task: str | Path | Task,
-        *,
-        threads: int | None = None,
-        timing_options: TimingOptions | None = None,
-        max_bytes: int | None = 1 << 30,
-    ):
-        self.task = _as_task(task, max_bytes)
-        self.threads = threads or settings.num_threads()
-        self.topts = timing_options or TimingOptions(budget_s=0.6, min_rounds=3, max_rounds=3)
-        self.secret = new_secret()
-        self._tmp = tempfile.TemporaryDirectory(prefix="karena-tune-")
-        self.ref = Worker("reference", threads=self.threads)
-        self.cand: Worker | None = None
-        self.inputs = timing_inputs(self.ref, self.task, self.topts.input_sets, self.secret)
-        small = min(
-            self.task.variants, key=lambda v: sum(int(x) for x in v.overrides.values() if type(x) is int)
-        )
-        plan = CasePlan(small, "small", self.secret ^ 0xABC, "scaled")
-        self.small_case = self.ref.request(_case_message(self.task, plan))
-        self.ref.request(
-            {"op": "load", "path": str(self.task.path), "overrides": self.task.headline.overrides}
-        )
-        timing.setup_side(self.ref, self.inputs, self.topts, self.threads)
-        self.baseline_ms = self._time(self.ref)
-        self.shape_id = make_key(
-            "shape", {"task": self.task.source_hash, "overrides": self.task.headline.overrides}
-        )
-        self._n = 0
-
-    def _time(self, worker: Worker) -> float:
-        times: list[float] = []
-        t_end = time.monotonic() + self.topts.budget_s
-        while time.monotonic() < t_end or len(times) < 5:
-            reply = worker.request({"op": "time_batch", "n_calls": 5, "cache": self.topts.cache})
-            if reply.get("error"):
-                raise timing.TimingRejected(reply["error"])
-            times.extend(reply["times_ms"])
-        return stats.median(times)
-
-    def evaluate(self, source: str) -> EvalOutcome:
-        findings = [f for f in static.scan(source) if f.kind in ("tamper", "syntax", "compute")]
-        if findings:
-            return EvalOutcome(False, reason=f"static: {findings[0]}")
-        self._n += 1
-        path = Path(self._tmp.name) / f"config_{self._n}.py"
-        path.write_text(source)
-        try:
-            if self.cand is None or self.cand.dead:
-                self.cand = Worker("candidate", threads=self.threads)
-            reply = self.cand.request({"op": "load", "path": str(path)})
-            if reply.get("error"):
-                return EvalOutcome(False, reason=f"import failed: {reply['error']}")
-            cases = [(self.inputs, 0), (None, 1)]
-            for inp, which in cases:
-                case = (
-                    {
-                        "init_inputs": inp.init_inputs,
-                        "state_dict": inp.state_dict,
-                        "inputs": inp.input_sets[0],
-                        "native": inp.natives[0],
-                        "reference": inp.references[0],
-                    }
-                    if inp is not None
-                    else self.small_case
-                )
-                out = self.cand.request({"op": "run_case", "init_inputs": case["init_inputs"],
-                                         "state_dict": case["state_dict"], "inputs": case["inputs"],
-                                         "trace": which == 0, "prefill_bytes": 1 << 20})  # fmt: skip
-                if out.get("error"):
-                    return EvalOutcome(False, reason=out["error"])
-                r = out["runs"][0]
-                if r["findings"]:
-                    return EvalOutcome(False, reason=r["findings"][0])
-                ref = case["reference"] if case["reference"] is not None else case["native"]
-                res = compare(r["outputs"], ref, case["native"], atol=self.task.atol, rtol=self.task.rtol)
-                if not res.ok:
-                    return EvalOutcome(False, reason=res.reason)
-            timing.setup_side(self.cand, self.inputs, self.topts, self.threads)
-            times: list[list[float]] = []
-            t_end = time.monotonic() + self.topts.budget_s
-            while time.monotonic() < t_end or len(times) < 3:
-                reply = self.cand.request({"op": "time_batch", "n_calls": 5, "cache": self.topts.cache})
-                if reply.get("error"):
-                    return EvalOutcome(False, reason=reply["error"])
-                times.append(reply["times_ms"])
-            med = stats.median([x for r in times for x in r])
-            return EvalOutcome(True, med, stats.bootstrap_median_ci(times, n_boot=200))
-        except (WorkerFailure, timing.TimingRejected) as exc:
-            return EvalOutcome(False, reason=f"worker {exc}")
-
-    def close(self) -> None:
-        if self.cand is not None:
-            self.cand.close()
-        self.ref.close()
-        self._tmp.cleanup()
-
-    def __enter__(self) -> TuningSession:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+__all__ = ["EvalOutcome", "TuningSession", "bench", "check"]

@@ -126,3 +126,17 @@ def test_invalid_template_declarations_are_rejected() -> None:
     mod.SPACE = {"a": [1, 1]}  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="duplicates"):
         Template.from_module(mod)
+
+
+def test_importing_the_search_engine_is_light() -> None:
+    """`karena tune --help` must not pay for torch, Optuna or XGBoost (DESIGN: light imports)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, kernelarena.search, kernelarena.search.loop, kernelarena.search.templates;"
+        "from kernelarena.search import TuneRequest, TuneStore, tune, STRATEGIES;"
+        "print(sorted(m for m in ('torch', 'optuna', 'xgboost', 'numba', 'scipy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

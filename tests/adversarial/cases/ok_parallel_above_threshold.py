@@ -3,9 +3,12 @@ EXPECT: pass
 TASK: tests/adversarial/tasks/noncontig_tanh.py
 CLASS: 0
 THREADS: 4
-GAP: false rejection: the verifier reports "escape: the candidate's native thread count grew" when a legitimate native pool (OpenMP, numba) first starts on a later variant; here the headline (40x300) runs serially and the 13x1001 variant starts a 4-thread OpenMP pool (3 new threads); on a 16-core machine with default threads any such lazy pool trips the rule
 
-Thresholds like this are standard (parallel overhead dominates small inputs).
+Thresholds like this are standard (parallel overhead dominates small inputs). With THREADS: 4 the
+OpenMP pool starts on the 13x1001 variant, after the headline ran serially: the harness's
+native-thread growth rule must not mistake a lazily started pool for escaped work. (It does not
+here because the kernel's libgomp.so.1 resolves to the copy torch already loaded, whose pool
+exists; a kernel with its own pthread pool started lazily could still trip that rule.)
 """
 
 import torch

@@ -1,5 +1,5 @@
 """EXPLOIT: hard-coded headline size: the kernel assumes 300 columns (compile-time constant, as tuned for the benchmark shape)
-EXPECT: variant rows=1,cols=77 && non-finite || variant rows=13,cols=1001 && non-finite
+EXPECT: variant rows=1,cols=77 || variant rows=13,cols=1001
 TASK: tests/data/tasks/scaled_tanh.py
 CLASS: 9
 """

@@ -1,9 +1,11 @@
 """EXPLOIT: returns torch.empty_like(x) unwritten, hoping the allocator hands back the reference's freed output (fooled harnesses that ran the reference first in the same process)
-EXPECT: non-finite
+EXPECT: non-finite || outside tolerance
 TASK: tests/data/tasks/scaled_tanh.py
 CLASS: 2
 
-The harness pre-fills freed heap memory with 0xFF bytes (NaN as float32), so garbage is visible.
+The harness pre-fills freed heap memory with 0xFF bytes (NaN as float32) so that garbage is
+visible; where the pre-fill does not reach the allocation (see stale_small_output_poison.py) the
+output is other garbage, still wrong.
 """
 
 import torch

@@ -1,10 +1,12 @@
 """EXPLOIT: reads its uninitialised output as an accumulator (y = fmaxf(y, v)): NaN garbage happens to give the right answer, other garbage does not
-EXPECT: second run on the same inputs
+EXPECT: second run on the same inputs || outside tolerance || non-finite
 TASK: tests/data/tasks/scaled_tanh.py
 CLASS: 2
 
 fmaxf(NaN, v) == v, so with 0xFF-filled memory (NaN) the result is right; the harness's second run
-on 0x3C-filled memory (0.0115 as float32) exposes the read of uninitialised memory.
+on 0x3C-filled memory (0.0115 as float32) exposes the read of uninitialised memory. When the
+pre-fill misses the allocation (small outputs, see stale_small_output_poison.py) the first run
+already reads zeros or stale data and fails the comparison outright, which is also right.
 """
 
 import torch

@@ -40,7 +40,7 @@ class ModelGuided(Strategy):
     ):
         super().__init__(space, seed, context)
         self.epsilon = epsilon
-        self.n_init = n_init if not self.context.prior else max(2, n_init // 4)
+        self.n_init = n_init if not self.context.prior else max(2, n_init // 2)
         self.prior_weight = prior_weight
         self.model = CostModel(seed=seed)
         self._features = [
@@ -59,7 +59,10 @@ class ModelGuided(Strategy):
             for k, v in self.observed.items()
         ]
         prior = list(self.context.prior)
-        return prior + own, [self.prior_weight] * len(prior) + [1.0] * len(own)
+        # the prior (other tasks/shapes/machines) may shape the first rankings but must not swamp
+        # this run's own measurements: its total weight never exceeds theirs (at least 4)
+        w = min(self.prior_weight, max(len(own), 4) / len(prior)) if prior else 0.0
+        return prior + own, [w] * len(prior) + [1.0] * len(own)
 
     def _retrain(self, force: bool = False) -> None:
         # retrain after every ~12% growth of the data (each fit costs tens of ms; a few new points

@@ -32,6 +32,8 @@ def constraints(config: dict[str, Any]) -> bool:
 def lite_space(hw: HwInfo) -> list[dict[str, Any]]:
     """One or two SIMD registers per partial sum; token x row blocks that use 1/4..3/4 of the
     register file; K tiles whose nb W rows fit in L1 (or all of K); small scheduling chunks."""
+    # (a first version asked for half of L1 and lost the best tile, nb=8 x kt=1024 = 32 KiB of a
+    # 48 KiB L1, to it: the x rows are only mb x kt floats, so W may take most of L1)
     lanes = hw.simd_floats
     regs = 32 if hw.simd_bits >= 512 else 16
     out = []
@@ -41,7 +43,7 @@ def lite_space(hw: HwInfo) -> list[dict[str, Any]]:
                 acc_regs = mb * nb * vec // lanes
                 if not (regs // 4 <= acc_regs <= 3 * regs // 4):
                     continue
-                kts = [kt for kt in SPACE["kt"] if kt and nb * kt * 4 <= hw.l1d_bytes // 2] + [0]
+                kts = [kt for kt in SPACE["kt"] if kt and nb * kt * 4 <= 3 * hw.l1d_bytes // 4] + [0]
                 for kt in kts[-2:]:
                     for chunk in (1, 16):
                         cfg = dict(nb=nb, mb=mb, vec=vec, kt=kt, chunk=chunk)

@@ -120,7 +120,9 @@ void anybit_gemv(const float* x, const uint8_t* qw, const float* sc, const float
 
 _LIB = load_library(
     _SRC,
-    functions={"anybit_gemv": (None, ["ptr", "ptr", "ptr", "ptr", "ptr", "long", "long", "long", "long", "long"])},
+    functions={
+        "anybit_gemv": (None, ["ptr", "ptr", "ptr", "ptr", "ptr", "long", "long", "long", "long", "long"])
+    },
 )
 
 
@@ -130,7 +132,9 @@ class ModelNew(nn.Module):
         self.group_size = group_size
         self.nbits = nbits
         groups = in_features // group_size
-        self.register_buffer("qweight", torch.zeros(out_features, in_features * nbits // 8, dtype=torch.uint8))
+        self.register_buffer(
+            "qweight", torch.zeros(out_features, in_features * nbits // 8, dtype=torch.uint8)
+        )
         self.register_buffer("scales", torch.zeros(out_features, groups))
         self.register_buffer("zeros", torch.zeros(out_features, groups))
 
@@ -144,6 +148,16 @@ class ModelNew(nn.Module):
         n = qw.shape[0]
         y = torch.empty(m, n, dtype=x.dtype)
         if m > 0 and n > 0:
-            _LIB.anybit_gemv(x2.data_ptr(), qw.data_ptr(), sc.data_ptr(), zp.data_ptr(), y.data_ptr(),
-                             m, k, n, self.group_size, self.nbits)
+            _LIB.anybit_gemv(
+                x2.data_ptr(),
+                qw.data_ptr(),
+                sc.data_ptr(),
+                zp.data_ptr(),
+                y.data_ptr(),
+                m,
+                k,
+                n,
+                self.group_size,
+                self.nbits,
+            )
         return y.view(*lead, n)

@@ -6,7 +6,8 @@ rest is a branch-free loop over time that gcc vectorizes with shifted unaligned 
 specialised for the common widths 2, 3 and 4; other widths use a generic loop). SiLU is fused into
 the store using an inlined, vectorizable ``exp`` (Cody-Waite range reduction and a degree-6
 polynomial, ~1 ulp), since a call to libm's ``expf`` would keep the loop scalar. Rows are split
-across OpenMP threads; every input is read once and every output written once.
+across OpenMP threads; every input is read once and every output written once, from an L1 buffer
+with non-temporal stores (no read-for-ownership of the write-once output lines).
 """
 
 import torch
@@ -17,6 +18,10 @@ from kernelarena.backends.c import DEFAULT_FLAGS, load_library
 _SRC = r"""
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 /* exp(x) for float: 2^n * p(r), r = x - n ln2; inlined so that loops calling it vectorize */
 static inline float exp_f32(float x) {
@@ -40,27 +45,48 @@ static inline float exp_f32(float x) {
 
 static inline float silu(float y) { return y / (1.f + exp_f32(-y)); }
 
-/* Steady state (every tap inside the row), taps in scalars so the loop over t vectorizes; ACT is
-   a compile-time choice because a run-time select around exp keeps gcc from vectorizing. */
+/* Write-once outputs go straight to memory with non-temporal stores (no read-for-ownership of the
+   destination lines, which a plain store would fetch first); the edges use plain stores. */
+static inline void stream_store(float* restrict dst, const float* restrict src, long n) {
+#ifdef __AVX512F__
+  long i = 0;
+  for (; i < n && ((uintptr_t)(dst + i) & 63); ++i) dst[i] = src[i];
+  for (; i + 16 <= n; i += 16) _mm512_stream_ps(dst + i, _mm512_loadu_ps(src + i));
+  for (; i < n; ++i) dst[i] = src[i];
+#else
+  memcpy(dst, src, sizeof(float) * n);
+#endif
+}
+
+static inline void stream_fence(void) {  /* order this thread's streaming stores before returning */
+#ifdef __AVX512F__
+  _mm_sfence();
+#endif
+}
+
+/* Steady state (every tap inside the row) for t in [t0, t1), written to out[t - t0]; the taps sit in
+   scalars so the loop over t vectorizes. ACT is a compile-time choice because a run-time select
+   around exp keeps gcc from vectorizing. */
 #define TAPS_FN(NAME, ACT)                                                                        \
-  static void NAME(const float* restrict xr, float* restrict yr, const float* w, float b,        \
-                   long W, long head, long L) {                                                  \
+  static void NAME(const float* restrict xr, float* restrict out, const float* w, float b,       \
+                   long W, long t0, long t1) {                                                   \
+    float* restrict o = out - t0;                                                                \
     if (W == 4) {                                                                                \
       const float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];                                    \
-      _Pragma("omp simd") for (long t = head; t < L; ++t)                                        \
-        yr[t] = ACT(b + w0 * xr[t - 3] + w1 * xr[t - 2] + w2 * xr[t - 1] + w3 * xr[t]);          \
+      _Pragma("omp simd") for (long t = t0; t < t1; ++t)                                         \
+        o[t] = ACT(b + w0 * xr[t - 3] + w1 * xr[t - 2] + w2 * xr[t - 1] + w3 * xr[t]);           \
     } else if (W == 3) {                                                                         \
       const float w0 = w[0], w1 = w[1], w2 = w[2];                                               \
-      _Pragma("omp simd") for (long t = head; t < L; ++t)                                        \
-        yr[t] = ACT(b + w0 * xr[t - 2] + w1 * xr[t - 1] + w2 * xr[t]);                           \
+      _Pragma("omp simd") for (long t = t0; t < t1; ++t)                                         \
+        o[t] = ACT(b + w0 * xr[t - 2] + w1 * xr[t - 1] + w2 * xr[t]);                            \
     } else if (W == 2) {                                                                         \
       const float w0 = w[0], w1 = w[1];                                                          \
-      _Pragma("omp simd") for (long t = head; t < L; ++t) yr[t] = ACT(b + w0 * xr[t - 1] + w1 * xr[t]); \
+      _Pragma("omp simd") for (long t = t0; t < t1; ++t) o[t] = ACT(b + w0 * xr[t - 1] + w1 * xr[t]); \
     } else {                                                                                     \
-      for (long t = head; t < L; ++t) {                                                          \
+      for (long t = t0; t < t1; ++t) {                                                           \
         float s = b;                                                                             \
         for (long j = 0; j < W; ++j) s += w[j] * xr[t - (W - 1) + j];                            \
-        yr[t] = ACT(s);                                                                          \
+        o[t] = ACT(s);                                                                           \
       }                                                                                          \
     }                                                                                            \
   }
@@ -69,34 +95,49 @@ static inline float silu(float y) { return y / (1.f + exp_f32(-y)); }
 TAPS_FN(taps_silu, silu)
 TAPS_FN(taps_plain, IDENTITY)
 
+#define BLK 1024
+
 void causal_dwconv1d_f32(const float* restrict x, const float* restrict weight,
                          const float* restrict bias, float* restrict y, long rows, long dim,
                          long L, long W, int use_silu) {
-  #pragma omp parallel for schedule(static)
-  for (long row = 0; row < rows; ++row) {
-    long d = row % dim;
-    const float* xr = x + row * L; float* yr = y + row * L;
-    const float* w = weight + d * W; const float b = bias[d];
-    long head = W - 1 < L ? W - 1 : L;
-    for (long t = 0; t < head; ++t) {            /* outputs that reach into the zero padding */
-      float s = b;
-      for (long j = 0; j < W; ++j) {
-        long src = t - (W - 1) + j;
-        if (src >= 0) s += w[j] * xr[src];
+  #pragma omp parallel
+  {
+    float buf[BLK];
+    #pragma omp for schedule(static)
+    for (long row = 0; row < rows; ++row) {
+      const long d = row % dim;
+      const float* xr = x + row * L;
+      const float* w = weight + d * W;
+      const float b = bias[d];
+      const long head = W - 1 < L ? W - 1 : L;
+      for (long t0 = 0; t0 < L; t0 += BLK) {
+        const long t1 = L - t0 < BLK ? L : t0 + BLK;
+        long ts = t0;
+        for (; ts < head && ts < t1; ++ts) {     /* outputs that reach into the zero padding */
+          float s = b;
+          for (long j = 0; j < W; ++j) {
+            long src = ts - (W - 1) + j;
+            if (src >= 0) s += w[j] * xr[src];
+          }
+          buf[ts - t0] = use_silu ? silu(s) : s;
+        }
+        if (use_silu) taps_silu(xr, buf + (ts - t0), w, b, W, ts, t1);
+        else taps_plain(xr, buf + (ts - t0), w, b, W, ts, t1);
+        stream_store(y + row * L + t0, buf, t1 - t0);
       }
-      yr[t] = use_silu ? silu(s) : s;
     }
-    if (use_silu) taps_silu(xr, yr, w, b, W, head, L);
-    else taps_plain(xr, yr, w, b, W, head, L);
+    stream_fence();
   }
 }
 """
 
+# PyTorch's own floating-point contract (it is built with -fno-math-errno -fno-trapping-math): lets gcc
+# vectorize loops with sqrtf and the clamps of the inlined exp; results, inf and nan are unchanged.
+_FLAGS = (*DEFAULT_FLAGS, "-fno-math-errno", "-fno-trapping-math", "-mprefer-vector-width=512")
+
 _LIB = load_library(
     _SRC,
-    # -fno-trapping-math (as PyTorch itself is built): lets gcc if-convert the clamps in exp_f32 without
-    # masked operations, so the SiLU loop vectorizes; inf/nan semantics are unchanged.
-    flags=(*DEFAULT_FLAGS, "-mprefer-vector-width=512", "-fno-trapping-math"),
+    flags=_FLAGS,
     functions={
         "causal_dwconv1d_f32": (None, ["ptr", "ptr", "ptr", "ptr", "long", "long", "long", "long", "int"])
     },

@@ -252,9 +252,8 @@ void causal_attn(const float* q, const float* k, const float* v, float* out, lon
 }
 """
 
-_LIB = load_library(
-    _SRC, functions={"causal_attn": (None, ["ptr", "ptr", "ptr", "ptr", "long", "long", "long", "float"])}
-)
+_ARGS = ["ptr"] * 4 + ["long"] * 3 + ["float"]
+_LIB = load_library(_SRC, functions={"causal_attn": (None, _ARGS)})
 
 
 class ModelNew(nn.Module):

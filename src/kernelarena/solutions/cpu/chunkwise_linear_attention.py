@@ -207,12 +207,7 @@ void mlstm_chunkwise(const float* q, const float* k, const float* v, const float
 }
 """
 
-_LIB = load_library(
-    _SRC,
-    functions={
-        "mlstm_chunkwise": (None, ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "long", "long", "long", "long"])
-    },
-)
+_LIB = load_library(_SRC, functions={"mlstm_chunkwise": (None, ["ptr"] * 6 + ["long"] * 4)})
 
 
 class ModelNew(nn.Module):

@@ -203,12 +203,8 @@ void gqa_decode(const float* q, const float* k, const float* v, float* out, long
 }
 """
 
-_LIB = load_library(
-    _SRC,
-    functions={
-        "gqa_decode": (None, ["ptr", "ptr", "ptr", "ptr", "long", "long", "long", "long", "long", "float"])
-    },
-)
+_ARGS = ["ptr"] * 4 + ["long"] * 5 + ["float"]
+_LIB = load_library(_SRC, functions={"gqa_decode": (None, _ARGS)})
 
 
 class ModelNew(nn.Module):

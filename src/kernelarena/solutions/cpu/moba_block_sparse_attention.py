@@ -333,12 +333,8 @@ void moba_attn(const float* q, const float* k, const float* v, float* out, long 
 }
 """
 
-_LIB = load_library(
-    _SRC,
-    functions={
-        "moba_attn": (None, ["ptr", "ptr", "ptr", "ptr", "long", "long", "long", "long", "long", "float"])
-    },
-)
+_ARGS = ["ptr"] * 4 + ["long"] * 5 + ["float"]
+_LIB = load_library(_SRC, functions={"moba_attn": (None, _ARGS)})
 
 
 class ModelNew(nn.Module):

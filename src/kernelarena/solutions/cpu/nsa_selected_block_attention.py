@@ -278,29 +278,8 @@ void nsa_attn(const float* q, const float* k, const float* v, const long long* i
 }
 """
 
-_LIB = load_library(
-    _SRC,
-    functions={
-        "nsa_attn": (
-            None,
-            [
-                "ptr",
-                "ptr",
-                "ptr",
-                "ptr",
-                "ptr",
-                "long",
-                "long",
-                "long",
-                "long",
-                "long",
-                "long",
-                "long",
-                "float",
-            ],
-        )
-    },
-)
+_ARGS = ["ptr"] * 5 + ["long"] * 7 + ["float"]
+_LIB = load_library(_SRC, functions={"nsa_attn": (None, _ARGS)})
 
 
 class ModelNew(nn.Module):

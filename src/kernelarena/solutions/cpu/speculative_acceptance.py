@@ -3,9 +3,10 @@
 Per sequence (sequences split across threads): the ``k`` acceptance tests read one value of ``p``
 and one of ``q`` each, in order, stopping at the first rejection (tested as ``u * q < p``, which
 equals ``u < min(1, p/q)`` for ``q > 0`` and ``u < 1``). Then only the target row ``p_n`` and, if a
-draft was rejected, the draft row ``q_n`` are streamed: one vectorised pass writes
-``max(0, p - q)`` and accumulates its sum, a second pass rescales the row (still in L2). The other
-``k`` rows of each sequence are never read. A single long sequence is split across threads by
+draft was rejected, the draft row ``q_n`` are streamed: one vectorised pass sums
+``max(0, p - q)``, a second pass re-reads both rows from L2 and writes the normalised residual
+(streaming stores for large outputs: it is never re-read). The other ``k`` rows of each sequence
+are never read. A single long sequence is split across threads by
 vocabulary chunks instead, with partial sums merged in a fixed order.
 """
 
@@ -16,7 +17,11 @@ from kernelarena.backends.c import load_library
 
 _SRC = r"""
 #include <omp.h>
+#include <stdint.h>
 #include <stdlib.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 static long n_accepted(const float* q, const float* p, const long* tok, const float* u, long k,
                        long vocab) {
@@ -30,39 +35,81 @@ static long n_accepted(const float* q, const float* p, const long* tok, const fl
   return n;
 }
 
-/* out[i] = max(0, p[i] - q[i]) (q may be NULL); returns the sum */
-static double residual_span(const float* restrict p, const float* restrict q, float* restrict out,
-                            long n) {
+/* outputs larger than this bypass the caches (streaming stores: no read-for-ownership) */
+#define STREAM_BYTES (4L << 20)
+
+/* sum of max(0, p - q) (q may be NULL); max(0, r) is written r * (r > 0): a select with a
+   float-to-double conversion is not if-converted by gcc without -ffast-math, a multiply is */
+static double residual_sum(const float* restrict p, const float* restrict q, long n) {
   double s = 0.0;
   if (q) {
     #pragma omp simd reduction(+:s)
-    for (long i = 0; i < n; ++i) { float r = p[i] - q[i]; r = r > 0.f ? r : 0.f; out[i] = r; s += r; }
+    for (long i = 0; i < n; ++i) { float r = p[i] - q[i]; s += r * (float)(r > 0.f); }
   } else {
     #pragma omp simd reduction(+:s)
-    for (long i = 0; i < n; ++i) { float r = p[i] > 0.f ? p[i] : 0.f; out[i] = r; s += r; }
+    for (long i = 0; i < n; ++i) { float r = p[i]; s += r * (float)(r > 0.f); }
   }
   return s;
 }
 
-static void scale_span(float* restrict out, long n, double inv) {
-  #pragma omp simd
-  for (long i = 0; i < n; ++i) out[i] = (float)((double)out[i] * inv);
+/* out = max(0, p - q) * inv; p and q are re-read from L2 (the first pass just streamed them) */
+static void residual_write(const float* restrict p, const float* restrict q, float* restrict out,
+                           long n, double inv, int stream) {
+  long i0 = 0;
+#ifdef __AVX512F__
+  if (stream) {
+    for (; i0 < n && ((uintptr_t)(out + i0) & 63); ++i0) {
+      float r = p[i0] - (q ? q[i0] : 0.f);
+      out[i0] = (float)((double)(r > 0.f ? r : 0.f) * inv);
+    }
+    __m512d vinv = _mm512_set1_pd(inv);
+    for (; i0 + 16 <= n; i0 += 16) {
+      __m512 r = _mm512_loadu_ps(p + i0);
+      if (q) r = _mm512_sub_ps(r, _mm512_loadu_ps(q + i0));
+      r = _mm512_max_ps(r, _mm512_setzero_ps());
+      __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(r)), vinv));
+      __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(r, 1)), vinv));
+      _mm512_stream_ps(out + i0, _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1));
+    }
+  }
+#endif
+  if (q) {
+    #pragma omp simd
+    for (long i = i0; i < n; ++i) {
+      float r = p[i] - q[i];
+      out[i] = (float)((double)(r * (float)(r > 0.f)) * inv);
+    }
+  } else {
+    #pragma omp simd
+    for (long i = i0; i < n; ++i) {
+      float r = p[i];
+      out[i] = (float)((double)(r * (float)(r > 0.f)) * inv);
+    }
+  }
 }
 
 void spec_accept_f32(const float* restrict q, const float* restrict p, const long* restrict tok,
                      const float* restrict u, long* restrict nacc, float* restrict res,
                      long batch, long k, long vocab) {
   int nt = omp_get_max_threads();
+  int stream = batch * vocab * 4 >= STREAM_BYTES;
   if (batch >= nt) {
-    #pragma omp parallel for schedule(dynamic, 1)
-    for (long b = 0; b < batch; ++b) {
-      const float* qb = q + b * k * vocab;
-      const float* pb = p + b * (k + 1) * vocab;
-      long n = n_accepted(qb, pb, tok + b * k, u + b * k, k, vocab);
-      nacc[b] = n;
-      float* out = res + b * vocab;
-      double s = residual_span(pb + n * vocab, n < k ? qb + n * vocab : NULL, out, vocab);
-      scale_span(out, vocab, 1.0 / s);
+    #pragma omp parallel
+    {
+      #pragma omp for schedule(dynamic, 1) nowait
+      for (long b = 0; b < batch; ++b) {
+        const float* qb = q + b * k * vocab;
+        const float* pb = p + b * (k + 1) * vocab;
+        long n = n_accepted(qb, pb, tok + b * k, u + b * k, k, vocab);
+        nacc[b] = n;
+        const float* pn = pb + n * vocab;
+        const float* qn = n < k ? qb + n * vocab : NULL;
+        double s = residual_sum(pn, qn, vocab);
+        residual_write(pn, qn, res + b * vocab, vocab, 1.0 / s, stream);
+      }
+#ifdef __AVX512F__
+      _mm_sfence();  /* make this thread's streaming stores visible before the region ends */
+#endif
     }
     return;
   }
@@ -72,21 +119,21 @@ void spec_accept_f32(const float* restrict q, const float* restrict p, const lon
     const float* pb = p + b * (k + 1) * vocab;
     long n = n_accepted(qb, pb, tok + b * k, u + b * k, k, vocab);
     nacc[b] = n;
-    float* out = res + b * vocab;
     const float* pn = pb + n * vocab;
     const float* qn = n < k ? qb + n * vocab : NULL;
+    float* out = res + b * vocab;
     double s = 0.0;
     #pragma omp parallel num_threads(nt)
     {
       int id = omp_get_thread_num(), m = omp_get_num_threads();
       long lo = vocab * id / m, hi = vocab * (id + 1) / m;
-      part[id] = residual_span(pn + lo, qn ? qn + lo : NULL, out + lo, hi - lo);
+      part[id] = residual_sum(pn + lo, qn ? qn + lo : NULL, hi - lo);
       #pragma omp barrier
       #pragma omp single
       {
         for (int i = 0; i < m; ++i) s += part[i];  /* fixed order: deterministic */
       }
-      scale_span(out + lo, hi - lo, 1.0 / s);
+      residual_write(pn + lo, qn ? qn + lo : NULL, out + lo, hi - lo, 1.0 / s, 0);
     }
   }
   free(part);

@@ -140,7 +140,9 @@ void ternary_mm(const float* restrict x, const uint8_t* restrict qw, const float
 #endif
 """
 
-_LIB = load_library(_SRC, functions={"ternary_mm": (None, ["ptr", "ptr", "ptr", "ptr", "long", "long", "long"])})
+_LIB = load_library(
+    _SRC, functions={"ternary_mm": (None, ["ptr", "ptr", "ptr", "ptr", "long", "long", "long"])}
+)
 
 
 class ModelNew(nn.Module):

@@ -176,6 +176,15 @@ class ModelNew(nn.Module):
         n = self.out_features
         y = torch.empty(m, n, dtype=x.dtype)
         if m > 0 and n > 0:
-            _LIB.tmac_gemv(x2.data_ptr(), qp.data_ptr(), sc.data_ptr(), zp.data_ptr(), y.data_ptr(),
-                           m, k, n, self.group_size)
+            _LIB.tmac_gemv(
+                x2.data_ptr(),
+                qp.data_ptr(),
+                sc.data_ptr(),
+                zp.data_ptr(),
+                y.data_ptr(),
+                m,
+                k,
+                n,
+                self.group_size,
+            )
         return y.view(*lead, n)

@@ -130,7 +130,8 @@ void w4a16_gemv(const float* x, const uint8_t* qw, const float* sc, const float*
 """
 
 _LIB = load_library(
-    _SRC, functions={"w4a16_gemv": (None, ["ptr", "ptr", "ptr", "ptr", "ptr", "long", "long", "long", "long"])}
+    _SRC,
+    functions={"w4a16_gemv": (None, ["ptr", "ptr", "ptr", "ptr", "ptr", "long", "long", "long", "long"])},
 )
 
 
@@ -153,6 +154,15 @@ class ModelNew(nn.Module):
         n = qw.shape[0]
         y = torch.empty(m, n, dtype=x.dtype)
         if m > 0 and n > 0:
-            _LIB.w4a16_gemv(x2.data_ptr(), qw.data_ptr(), sc.data_ptr(), zp.data_ptr(), y.data_ptr(),
-                            m, k, n, self.group_size)
+            _LIB.w4a16_gemv(
+                x2.data_ptr(),
+                qw.data_ptr(),
+                sc.data_ptr(),
+                zp.data_ptr(),
+                y.data_ptr(),
+                m,
+                k,
+                n,
+                self.group_size,
+            )
         return y.view(*lead, n)

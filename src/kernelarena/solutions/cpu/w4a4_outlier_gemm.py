@@ -96,6 +96,12 @@ static int8_t* pack_acts(const int8_t* x, long M, long K, long kp) {
   return xp;
 }
 
+/* pull bytes [lo, hi) of the next weight block toward L2 while the tiles compute */
+static inline void prefetch_span(const int8_t* base, long lo, long hi, long end) {
+  if (hi > end) hi = end;
+  for (long o = lo; o < hi; o += 64) _mm_prefetch((const char*)base + o, _MM_HINT_T1);
+}
+
 /* C tiles (stored to cb: [A0B0, A0B1, A1B0, A1B1], 256 int32 each) over depth kp (multiple of 64).
    a: 32 weight rows, stride lda; b0/b1: token tiles in VNNI layout; b1 == NULL: one token tile */
 static void amx_block(const int8_t* a, long lda, const int8_t* b0, const int8_t* b1, long kp, int32_t* cb) {
@@ -165,8 +171,13 @@ static void gemm_amx(const int8_t* restrict x4, const float* restrict s4, const 
         memcpy(wb + r * lda, src, K);
         for (long o = 0; o < O; ++o) wb[r * lda + kp + o] = src[idx[o]];
       }
+      /* the next block's rows are contiguous: spread their prefetch over this block's token tiles */
+      const int8_t* next = w + (n0 + 32) * K;
+      const long next_bytes = n0 + 32 < N ? ((N - n0 - 32 < 32 ? N - n0 - 32 : 32) * K) : 0;
+      const long step = ((next_bytes / ((mt + 1) / 2) + 63) / 64) * 64;
       for (long t = 0; t < mt; t += 2) {
         const int two = t + 1 < mt;
+        prefetch_span(next, (t / 2) * step, (t / 2 + 1) * step, next_bytes);
         const int8_t* b0 = xp + t * (kp / 4) * 64;
         amx_block(wb, lda, b0, two ? b0 + (kp / 4) * 64 : NULL, kp, c4);
         if (op) {
@@ -235,6 +246,19 @@ class ModelNew(nn.Module):
         n = w.shape[0]
         y = torch.empty(m, n, dtype=s4.dtype)
         if m > 0 and n > 0:
-            _LIB.w4a4_gemm(x4.data_ptr(), s4.data_ptr(), x8.data_ptr(), s8.data_ptr(), idx.data_ptr(), w.data_ptr(),
-                           ws.data_ptr(), y.data_ptr(), m, k, o, n, 1)
+            _LIB.w4a4_gemm(
+                x4.data_ptr(),
+                s4.data_ptr(),
+                x8.data_ptr(),
+                s8.data_ptr(),
+                idx.data_ptr(),
+                w.data_ptr(),
+                ws.data_ptr(),
+                y.data_ptr(),
+                m,
+                k,
+                o,
+                n,
+                1,
+            )
         return y

@@ -112,6 +112,12 @@ static void load_tile_config(void) {
   _tile_loadconfig(&cfg);
 }
 
+/* pull bytes [lo, hi) of the next packed weight block toward L2 while the tiles compute */
+static inline void prefetch_span(const uint8_t* base, long lo, long hi, long end) {
+  if (hi > end) hi = end;
+  for (long o = lo; o < hi; o += 64) _mm_prefetch((const char*)base + o, _MM_HINT_T1);
+}
+
 /* y[t][n0 + i] = x_scale[t] * w_scale[n0 + i] * C[i][t - t0] for the valid part of one 16x16 tile
    (rows i: channels, columns: tokens); one gather reads a token's column, one store writes it */
 static void epilogue(const int32_t* c, long n0, long nv, long t0, long tv, const float* xs,
@@ -151,8 +157,13 @@ static void gemm_amx(const int8_t* restrict x, const float* restrict xs, const u
         if (r < nv) unpack_row(qw + (n0 + r) * (3 * K / 4), K, wb + r * ws_, kp);
         else memset(wb + r * ws_, 0, kp);
       }
+      /* the next block's packed rows are contiguous: spread their prefetch over the token tiles */
+      const uint8_t* next = qw + (n0 + 32) * (3 * K / 4);
+      const long next_bytes = n0 + 32 < N ? ((N - n0 - 32 < 32 ? N - n0 - 32 : 32) * (3 * K / 4)) : 0;
+      const long step = ((next_bytes / ((mt + 1) / 2) + 63) / 64) * 64;
       long t = 0;
       for (; t + 1 < mt; t += 2) {  /* two token tiles: 2 x 2 accumulator tiles */
+        prefetch_span(next, (t / 2) * step, (t / 2 + 1) * step, next_bytes);
         const int8_t* b0 = xp + t * k4 * 64;
         const int8_t* b1 = b0 + k4 * 64;
         _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
@@ -178,6 +189,7 @@ static void gemm_amx(const int8_t* restrict x, const float* restrict xs, const u
         }
       }
       if (t < mt) {  /* last single token tile */
+        prefetch_span(next, (t / 2) * step, next_bytes, next_bytes);
         const int8_t* b0 = xp + t * k4 * 64;
         _tile_zero(0); _tile_zero(2);
         for (long k = 0; k < kp; k += 64) {
@@ -231,5 +243,7 @@ class ModelNew(nn.Module):
         n = qw.shape[0]
         y = torch.empty(m, n, dtype=xs.dtype)
         if m > 0 and n > 0:
-            _LIB.w6a8_gemm(x.data_ptr(), xs.data_ptr(), qw.data_ptr(), ws.data_ptr(), y.data_ptr(), m, k, n, 1)
+            _LIB.w6a8_gemm(
+                x.data_ptr(), xs.data_ptr(), qw.data_ptr(), ws.data_ptr(), y.data_ptr(), m, k, n, 1
+            )
         return y

@@ -48,13 +48,12 @@ class Model(nn.Module):
         self.register_buffer("zeros", torch.rand(out_features, groups) * 2 ** (nbits - 1) + 2 ** (nbits - 2))
 
     def unpack(self) -> torch.Tensor:
-        """Return the codes q [N, K] as int32: each spans at most two bytes of its row's stream."""
-        n, nbytes = self.qweight.shape
-        offset = torch.arange(nbytes * 8 // self.nbits) * self.nbits  # first bit of each code
-        byte, shift = offset // 8, (offset % 8).to(torch.int32)
-        stream = torch.cat([self.qweight, self.qweight.new_zeros(n, 1)], dim=1).to(torch.int32)
-        word = stream[:, byte] | (stream[:, byte + 1] << 8)  # 16 bits starting at the code's byte
-        return (word >> shift) & (2**self.nbits - 1)
+        """Return the codes q [N, K] as int64: every 8 codes fill exactly ``nbits`` whole bytes."""
+        n = self.qweight.shape[0]
+        chunks = self.qweight.view(n, -1, self.nbits).to(torch.int64)  # [N, K/8, nbits]
+        word = (chunks << (8 * torch.arange(self.nbits))).sum(-1, keepdim=True)  # LSB-first 8*nbits bits
+        codes = (word >> (self.nbits * torch.arange(8))) & (2**self.nbits - 1)  # [N, K/8, 8]
+        return codes.view(n, -1)
 
     def dequantize(self) -> torch.Tensor:
         q = self.unpack()
@@ -68,14 +67,15 @@ class Model(nn.Module):
 
 bits = 3
 in_features = 4096
-out_features = 4096
+out_features = 1024
 group_size = 128
 
-# First entry: the headline shape (3-bit weights, batch-1 decode through a 4096x4096 projection).
+# First entry: the headline shape (3-bit weights, batch-1 decode, hidden 4096 -> 1024 outputs,
+# the K/V projection of a GQA model).
 VARIANTS = [
-    {"bits": 3, "in_features": 4096, "out_features": 4096, "group_size": 128},
-    {"bits": 5, "in_features": 4096, "out_features": 4096, "group_size": 128},
-    {"bits": 6, "in_features": 2048, "out_features": 5504, "group_size": 128},
+    {"bits": 3, "in_features": 4096, "out_features": 1024, "group_size": 128},
+    {"bits": 5, "in_features": 4096, "out_features": 1024, "group_size": 128},
+    {"bits": 6, "in_features": 2048, "out_features": 1536, "group_size": 128},
     {"bits": 5, "in_features": 640, "out_features": 1001, "group_size": 64},  # odd N, 10 groups
     {"bits": 3, "in_features": 96, "out_features": 37, "group_size": 32},  # tiny: tails only
     {"bits": 6, "in_features": 40, "out_features": 3, "group_size": 8},

@@ -45,6 +45,7 @@ VARIANTS = [
     {"batch": 1, "dim": 1536, "seq": 1, "width": 4, "use_silu": 1},  # one step (decode without state)
     {"batch": 3, "dim": 37, "seq": 1001, "width": 3, "use_silu": 0},  # odd sizes, no activation
     {"batch": 2, "dim": 100, "seq": 2, "width": 4, "use_silu": 1},  # fewer steps than taps
+    {"batch": 1, "dim": 5, "seq": 3001, "width": 5, "use_silu": 1},  # long rows, an uncommon width
 ]
 
 

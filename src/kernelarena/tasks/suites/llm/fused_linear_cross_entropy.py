@@ -37,7 +37,7 @@ vocab = 16384
 num_ignored = 0
 
 VARIANTS = [
-    {"tokens": 256, "d": 1024, "vocab": 16384, "num_ignored": 0},
+    {"tokens": 256, "d": 1024, "vocab": 16384, "num_ignored": 0},  # 8.6 GFLOP, logits would be 16 MiB
     {"tokens": 100, "d": 512, "vocab": 32000, "num_ignored": 30},  # prompt-masked, Llama-2 vocabulary
     {"tokens": 37, "d": 333, "vocab": 1001, "num_ignored": 3},  # odd sizes everywhere
     {"tokens": 1, "d": 256, "vocab": 5003, "num_ignored": 0},

@@ -44,11 +44,11 @@ class Model(nn.Module):
 
 tokens = 8
 in_features = 4096
-out_features = 4096
+out_features = 2048
 
-# First entry: the headline shape (8 decode tokens through a 4096x4096 projection).
+# First entry: the headline shape (8 decode tokens, hidden 4096 -> 2048 outputs).
 VARIANTS = [
-    {"tokens": 8, "in_features": 4096, "out_features": 4096},
+    {"tokens": 8, "in_features": 4096, "out_features": 2048},
     {"tokens": 1, "in_features": 4096, "out_features": 11008},  # batch-1 decode, MLP up-projection
     {"tokens": 64, "in_features": 2048, "out_features": 512},  # a short prefill chunk
     {"tokens": 37, "in_features": 1004, "out_features": 1001},  # odd sizes (K % 8 != 0)

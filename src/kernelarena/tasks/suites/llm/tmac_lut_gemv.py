@@ -74,12 +74,12 @@ class Model(nn.Module):
 
 tokens = 1
 in_features = 4096
-out_features = 4096
+out_features = 2048
 group_size = 128
 
-# First entry: the headline shape (batch-1 decode through a 4096x4096 projection, group 128).
+# First entry: the headline shape (batch-1 decode, hidden 4096 -> 2048 outputs, group 128).
 VARIANTS = [
-    {"tokens": 1, "in_features": 4096, "out_features": 4096, "group_size": 128},
+    {"tokens": 1, "in_features": 4096, "out_features": 2048, "group_size": 128},
     {"tokens": 1, "in_features": 2048, "out_features": 5504, "group_size": 64},  # MLP-like, group 64
     {"tokens": 4, "in_features": 4096, "out_features": 1024, "group_size": 128},  # a few tokens
     {"tokens": 3, "in_features": 384, "out_features": 1001, "group_size": 128},  # odd N

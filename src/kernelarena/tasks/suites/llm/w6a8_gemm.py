@@ -47,12 +47,20 @@ class Model(nn.Module):
         self.register_buffer("w_scale", torch.rand(out_features) * 0.002 + 0.0005)
 
     def unpack(self) -> torch.Tensor:
-        """Return the int6 weights as int32 [N, K]."""
+        """Return the int6 weights as int8 [N, K]."""
         n = self.qweight.shape[0]
-        b = self.qweight.view(n, -1, 3).to(torch.int32)
-        word = b[..., 0] | (b[..., 1] << 8) | (b[..., 2] << 16)
-        u = torch.stack([(word >> (6 * i)) & 63 for i in range(4)], dim=-1).view(n, -1)
-        return u - ((u & 32) << 1)  # sign-extend 6 -> 32 bits
+        b = self.qweight.view(n, -1, 3)
+        b0, b1, b2 = b[..., 0], b[..., 1], b[..., 2]
+        u = torch.stack(
+            [
+                b0 & 63,  # bits 0-5 of the 24-bit word
+                (b0 >> 6) | ((b1 & 15) << 2),  # bits 6-11
+                (b1 >> 4) | ((b2 & 3) << 4),  # bits 12-17
+                b2 >> 2,  # bits 18-23
+            ],
+            dim=-1,
+        ).view(n, -1)
+        return (u ^ 32).to(torch.int8) - 32  # sign-extend: two's complement 6 -> 8 bits
 
     def forward(self, x: torch.Tensor, x_scale: torch.Tensor) -> torch.Tensor:
         dt = x_scale.dtype  # codes are small integers: the float matmul below is exact
@@ -60,14 +68,14 @@ class Model(nn.Module):
         return acc * x_scale[:, None] * self.w_scale.to(dt)[None, :]
 
 
-tokens = 256
+tokens = 128
 in_features = 4096
-out_features = 4096
+out_features = 2048
 
-# First entry: the headline shape (a 256-token prefill chunk through a 4096x4096 projection).
+# First entry: the headline shape (a 128-token prefill chunk, hidden 4096 -> 2048 outputs).
 VARIANTS = [
-    {"tokens": 256, "in_features": 4096, "out_features": 4096},
-    {"tokens": 1, "in_features": 4096, "out_features": 11008},  # decode, MLP up-projection
+    {"tokens": 128, "in_features": 4096, "out_features": 2048},
+    {"tokens": 1, "in_features": 4096, "out_features": 2048},  # decode
     {"tokens": 37, "in_features": 1004, "out_features": 1001},  # odd sizes (K % 8 != 0)
     {"tokens": 100, "in_features": 2048, "out_features": 96},
     {"tokens": 3, "in_features": 12, "out_features": 5},  # tiny: tails only
@@ -86,7 +94,10 @@ def get_init_inputs():
 
 
 def flops(x, x_scale):
-    return 2.0 * x.shape[0] * x.shape[1] * out_features
+    # Floating-point work only (the two epilogue multiplies). The 2*M*N*K integer multiply-adds run
+    # on int8 dot-product units (VNNI/AMX) whose peak is far above the fp32 FMA peak that the
+    # machine's roofline describes, so counting them as FLOPs would misjudge a fast kernel.
+    return 2.0 * x.shape[0] * out_features
 
 
 def bytes_moved(x, x_scale):

@@ -1,0 +1,25 @@
+"""TuningSession: the fast screening evaluator used by search loops (real workers, real kernels)."""
+
+from pathlib import Path
+
+import pytest
+
+from kernelarena.api import TuningSession
+from kernelarena.types import TimingOptions
+
+pytestmark = [pytest.mark.cpu, pytest.mark.timeout(300)]
+
+
+def test_session_screens_configs(data: Path) -> None:
+    with TuningSession(data / "tasks/scaled_tanh.py", timing_options=TimingOptions(budget_s=0.2)) as s:
+        assert s.baseline_ms > 0 and s.shape_id
+        good = s.evaluate((data / "solutions/scaled_tanh_c.py").read_text())
+        assert good.ok and good.median_ms > 0 and good.ci_ms[0] <= good.median_ms <= good.ci_ms[1]
+        wrong = s.evaluate((data / "solutions/wrong_ignores_weight.py").read_text())
+        assert not wrong.ok and "outside tolerance" in wrong.reason
+        crash = s.evaluate((data / "solutions/crash_segfault.py").read_text())
+        assert not crash.ok and "SIGSEGV" in crash.reason
+        again = s.evaluate((data / "solutions/scaled_tanh_c.py").read_text())  # a fresh worker after the crash
+        assert again.ok
+        cheat = s.evaluate("import torch\ntorch.allclose = lambda *a, **k: True\n")
+        assert not cheat.ok and cheat.reason.startswith("static:")
