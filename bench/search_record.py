@@ -18,20 +18,20 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import statistics
-from dataclasses import replace
 import os
 import signal
+import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from kernelarena.search.hwinfo import hardware
 from kernelarena.search.local_eval import IsolatedLocalEvaluator
 from kernelarena.search.loop import tune
 from kernelarena.search.simulate import Recording, recording_from_store
-from kernelarena.search.templates import load_template
 from kernelarena.search.store import TuneStore
+from kernelarena.search.templates import load_template
 from kernelarena.search.types import TuneRequest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,7 +110,9 @@ def main() -> None:
                     print(f"  {task}: {p.evaluations + p.reused} done, best {p.best_speedup}", flush=True)
 
             res = tune(TuneRequest(task_path=path, strategy="exhaustive"), ev, store, progress)
-            rec = confirm_top(recording_from_store(store, task, res.shape_id, hw.machine_id), ev, args.confirm_top)
+            rec = confirm_top(
+                recording_from_store(store, task, res.shape_id, hw.machine_id), ev, args.confirm_top
+            )
         out = args.out_dir / f"{task}.json"
         rec.save(out)
         print(

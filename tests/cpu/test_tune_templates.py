@@ -57,14 +57,18 @@ def test_a_broken_config_is_rejected_by_the_local_evaluator() -> None:
     cfg = t.lite_configs(hardware())[0]
     src = t.render(cfg).replace("y[j] = (x[j] * inv) * w[j];", "y[j] = x[j] * inv;")
     assert src != t.render(cfg)
-    ev = LocalEvaluator(task_path, shape={"rows": 5, "dim": 3}, check=[{"rows": 37, "dim": 1001}], time_budget_s=0.005)
+    ev = LocalEvaluator(
+        task_path, shape={"rows": 5, "dim": 3}, check=[{"rows": 37, "dim": 1001}], time_budget_s=0.005
+    )
     out = ev.evaluate(src, t.point(cfg))
     assert not out.ok and out.reason and "wrong result" in out.reason
 
 
 def test_short_real_tuning_run_end_to_end(tmp_path: Path) -> None:
     task_path = TASKS / "rmsnorm.py"
-    ev = LocalEvaluator(task_path, shape={"rows": 64, "dim": 1001}, check=[{"rows": 5, "dim": 3}], time_budget_s=0.01)
+    ev = LocalEvaluator(
+        task_path, shape={"rows": 64, "dim": 1001}, check=[{"rows": 5, "dim": 3}], time_budget_s=0.01
+    )
     out = tmp_path / "best_rmsnorm.py"
     db = tmp_path / "karena.db"
     req = TuneRequest(task_path=task_path, lite=True, strategy="random", budget_evals=3, out=out, seed=0)

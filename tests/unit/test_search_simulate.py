@@ -40,20 +40,17 @@ def _synthetic_ms(p: dict) -> float:
     )
 
 
+def _recorded(p: dict) -> RecordedPoint:
+    ms = _synthetic_ms(p)
+    if math.isfinite(ms):
+        return RecordedPoint(p, True, ms, None, None, eval_s=0.5)
+    return RecordedPoint(p, False, None, None, "gcc: error", eval_s=0.5)
+
+
 @pytest.fixture(scope="module")
 def recording() -> Recording:
     space = SearchSpace.full([load_template("rmsnorm")])
-    pts = tuple(
-        RecordedPoint(
-            p,
-            math.isfinite(_synthetic_ms(p)),
-            _synthetic_ms(p) if math.isfinite(_synthetic_ms(p)) else None,
-            None,
-            None if math.isfinite(_synthetic_ms(p)) else "gcc: error",
-            eval_s=0.5,
-        )  # fmt: skip
-        for p in space.points
-    )
+    pts = tuple(_recorded(p) for p in space.points)
     return Recording("rmsnorm", "rows=512,dim=2048", 5.0, "m", {"flops": 4e6, "bytes": 8e6}, pts)
 
 
@@ -88,8 +85,12 @@ def test_every_strategy_replays_with_failures_in_the_recording(recording: Record
 def test_model_needs_fewer_evaluations_than_random_on_the_recording(recording: Recording) -> None:
     target = recording.best_ms * 1.02
     hw = toy_hw()
-    model = [replay(recording, "model", seed=s, hw=hw, stop_at_ms=target).evals_to_reach(target) for s in range(3)]
-    rand = [replay(recording, "random", seed=s, hw=hw, stop_at_ms=target).evals_to_reach(target) for s in range(3)]
+    model = [
+        replay(recording, "model", seed=s, hw=hw, stop_at_ms=target).evals_to_reach(target) for s in range(3)
+    ]
+    rand = [
+        replay(recording, "random", seed=s, hw=hw, stop_at_ms=target).evals_to_reach(target) for s in range(3)
+    ]
     assert all(m is not None for m in model) and all(r is not None for r in rand)
     assert sum(model) < 0.5 * sum(rand), (model, rand)  # type: ignore[arg-type]
 

@@ -1,10 +1,11 @@
 """Cost-model-guided search (after TVM MetaSchedule): rank every unmeasured point with the learned
 model and measure only the predicted top-k, with epsilon-greedy exploration.
 
-The model is retrained (XGBoost, milliseconds on these sizes) after every batch on this run's
-measurements plus ``context.prior`` (records of other tasks, shapes and machines from the store,
-down-weighted). Until it has enough data it samples at random, from the space's hints (the
-hardware-chosen lite configs) first. Spaces here are enumerable, so the
+The model (XGBoost, tens of ms to fit here) is retrained whenever this run's measurements have
+grown by ~12%, on them plus ``context.prior`` (records of other tasks, shapes and machines from
+the store, weighted so that together they never outweigh this run's own data). Until it has
+``n_init`` measurements it samples at random, from the space's hints (the hardware-chosen lite
+configs) first. Spaces here are enumerable, so the
 "proposal pool" is every unmeasured point; an evolutionary proposal stage would only matter for
 spaces too large to score exhaustively.
 """
@@ -55,7 +56,7 @@ class ModelGuided(Strategy):
     def _training_set(self) -> tuple[list[TrainingRecord], list[float]]:
         base = self.context.baseline_ms
         own = [
-            TrainingRecord(self.features_of(self.space.by_key(k)), v * 1.0, base, _GROUP)
+            TrainingRecord(self.features_of(self.space.by_key(k)), float(v), base, _GROUP)
             for k, v in self.observed.items()
         ]
         prior = list(self.context.prior)

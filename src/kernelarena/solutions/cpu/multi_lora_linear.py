@@ -5,7 +5,8 @@ One packed SGEMM (Goto/BLIS loop nest, 12x32 AVX-512 micro-kernel with a scalar 
 ``t = scale * A[id] x`` from its adapter's pre-transposed ``A`` (x read once), and when a C tile is
 final an epilogue adds ``t B[id]^T`` from the adapter's pre-transposed ``B`` while the tile is still
 in L1. No per-adapter masks, gathers or scatters (the eager version loops over adapters with them).
-Threads split the output columns. The base GEMM dominates; it runs at roughly 85-90% of MKL here.
+Threads split the output columns. The base GEMM dominates; it runs at roughly 90-95% of MKL here,
+so overall the layer about matches eager PyTorch rather than beating it.
 """
 
 import torch

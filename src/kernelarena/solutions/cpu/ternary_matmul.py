@@ -91,7 +91,9 @@ void ternary_mm(const float* restrict x, const uint8_t* restrict qw, const float
       if (kb < 1) kb = 1;
       for (long c0 = 0; c0 < chunks; c0 += kb) {
         const long c1 = c0 + kb < chunks ? c0 + kb : chunks;
-        #pragma omp for schedule(static)
+        /* nowait: every K block splits the rows identically (static schedule, same bounds), so a
+           thread only revisits its own rows and the blocks need no barrier between them */
+        #pragma omp for schedule(static) nowait
         for (long n = 0; n < N; ++n) {
           const uint8_t* row = qw + n * rowbytes;
           const float* xm = xd + m0 * kp;

@@ -52,15 +52,15 @@ class Model(nn.Module):
         return rotate(q), rotate(k)
 
 
-batch = 2
-seq = 768
+batch = 1
+seq = 1024
 q_heads = 32
 kv_heads = 8
 head_dim = 128
 max_position = 32768
 
 VARIANTS = [
-    {"batch": 2, "seq": 768, "q_heads": 32, "kv_heads": 8, "head_dim": 128},  # Llama-3-8B prefill
+    {"batch": 1, "seq": 1024, "q_heads": 32, "kv_heads": 8, "head_dim": 128},  # Llama-3-8B prefill
     {"batch": 16, "seq": 1, "q_heads": 32, "kv_heads": 8, "head_dim": 128},  # decode step
     {"batch": 1, "seq": 37, "q_heads": 5, "kv_heads": 1, "head_dim": 80},  # odd sizes, half = 40
     {"batch": 3, "seq": 100, "q_heads": 12, "kv_heads": 12, "head_dim": 64},  # MHA, NeoX head size

@@ -35,7 +35,7 @@ max_seg_len = 2048
 # First entry: the headline shape (16k packed tokens with 256 features, segments of 1 .. 2048 rows).
 VARIANTS = [
     {"n_rows": 16384, "dim": 256, "max_seg_len": 2048},
-    {"n_rows": 1, "dim": 4096, "max_seg_len": 1},  # a single row
+    {"n_rows": 2, "dim": 4096, "max_seg_len": 2},  # two rows, one wide segment
     {"n_rows": 1001, "dim": 37, "max_seg_len": 3},  # many tiny segments, odd width
     {"n_rows": 5000, "dim": 100, "max_seg_len": 100000},  # long segments (usually one for all rows)
 ]
@@ -44,6 +44,7 @@ VARIANTS = [
 def get_inputs():
     values = torch.randn(n_rows, dim) * 3.0
     lengths = torch.randint(1, max_seg_len + 1, (n_rows,))
+    lengths[0] = lengths[0].clamp(min=min(2, max_seg_len))  # at least one real running sum per input
     starts = torch.zeros(n_rows, dtype=torch.bool)
     starts[lengths.cumsum(0)[lengths.cumsum(0) < n_rows]] = True  # segment starts at these rows
     gaps = torch.randint(1, 4, (n_rows,)) * starts  # ids grow by 1..3 at each new segment

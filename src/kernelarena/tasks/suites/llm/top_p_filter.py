@@ -47,12 +47,12 @@ class Model(nn.Module):
         return kept / kept.sum(dim=-1, keepdim=True)
 
 
-batch = 8
+batch = 4
 vocab = 128256
 top_p = 0.9
 
 VARIANTS = [
-    {"batch": 8, "vocab": 128256, "top_p": 0.9},  # Llama-3 vocabulary, a decode batch
+    {"batch": 4, "vocab": 128256, "top_p": 0.9},  # Llama-3 vocabulary, a small decode batch
     {"batch": 1, "vocab": 32000, "top_p": 0.95},  # batch 1
     {"batch": 37, "vocab": 1001, "top_p": 0.5},  # odd sizes
     {"batch": 8, "vocab": 50257, "top_p": 0.99},  # the cut reaches deep into the head

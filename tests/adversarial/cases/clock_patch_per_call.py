@@ -1,0 +1,62 @@
+"""EXPLOIT: a clock patch that hides half of every call and gives the time back between calls: per-call times are halved while the batch span stays true, so no span-versus-wall check can notice
+EXPECT: timer:
+TASK: tests/data/tasks/scaled_tanh.py
+CLASS: 10
+EXPECT_STAGE: bench
+GAP: per-call times come from a clock inside the candidate's process; the parent can only cross-check the batch total and span against its own wall clock, and this patch keeps both consistent (sum of calls <= span ~= wall); the only trace is a low ratio of summed call time to span, which the parent does not test, so the fake 2x speedup stands
+
+How: forward measures its own real duration d and adds d/2 to a debt; the first clock read after
+forward returns (the harness's t1) is real time minus the debt; the next read (the next call's t0,
+or the end of the batch) pays the debt back, so the clock is monotonic and the span is exact.
+The worker module is reached as sys.modules["__main__"] without naming sys.modules.
+"""
+
+import sys
+
+import torch
+import torch.nn as nn
+
+from kernelarena.backends.c import load_library
+
+_SRC = r"""
+#include <math.h>
+void st(const float* x, const float* w, float* y, long rows, long cols, float alpha) {
+  for (long r = 0; r < rows; ++r)
+    for (long c = 0; c < cols; ++c) y[r * cols + c] = tanhf(x[r * cols + c] * w[c]) * alpha;
+}
+"""
+_LIB = load_library(_SRC, functions={"st": (None, ["ptr", "ptr", "ptr", "long", "long", "float"])})
+
+_worker = getattr(sys, "mod" + "ules").get("__" + "main__")
+_real = getattr(_worker, "_perf_ns", None)
+_STATE = {"debt": 0, "fresh_exit": False}
+
+
+def _clock() -> int:
+    now = _real()
+    if _STATE["fresh_exit"]:  # the read right after forward returned: t1
+        _STATE["fresh_exit"] = False
+        return now - _STATE["debt"]
+    _STATE["debt"] = 0  # any later read: pay the debt back
+    return now
+
+
+if _real is not None:
+    setattr(_worker, "_perf_ns", _clock)
+
+
+class ModelNew(nn.Module):
+    def __init__(self, alpha: float, n_cols: int):
+        super().__init__()
+        self.alpha = alpha
+        self.weight = nn.Parameter(torch.empty(n_cols))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        start = _real() if _real is not None else 0
+        x = x.contiguous()
+        y = torch.empty_like(x)
+        _LIB.st(x.data_ptr(), self.weight.data_ptr(), y.data_ptr(), x.shape[0], x.shape[1], self.alpha)
+        if _real is not None:
+            _STATE["debt"] += (_real() - start) // 2
+            _STATE["fresh_exit"] = True
+        return y
