@@ -344,15 +344,10 @@ def _timed(
         with _workers(copts) as (ref2, cand2):  # a second, independent verification with a new secret
             again = verify(t, sol.path, replace(copts, secret=new_secret()), ref2, cand2)
         if not again.passed:
-            reasons.append(
-                f"implausible speed ({why}) and re-verification failed: {'; '.join(again.reasons[:2])}"
-            )
-        elif pct is not None and pct > 200.0:
-            reasons.append(
-                f"physically implausible: {pct:.0f}% of this machine's roofline (flops/bytes_moved of the task "
-                "or the timing is wrong, or work is skipped)"
-            )
+            reasons.append(f"implausible speed ({why}) and re-verification failed: {'; '.join(again.reasons[:2])}")
         else:
+            # A profile measured on a busy machine underestimates the peaks, so the roofline alone
+            # never rejects: it triggers the second verification and is reported.
             flags.append(f"implausible speed ({why}); re-verified with a fresh secret: pass")
     return BenchResult(
         verdict=verdict,

@@ -336,7 +336,7 @@ def cmd_lint(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from kernelarena.search.cli import run_tune_command
+    from kernelarena.tune import run_tune_command
 
     return run_tune_command(args, _store(args), _emit)
 

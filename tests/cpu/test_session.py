@@ -19,7 +19,9 @@ def test_session_screens_configs(data: Path) -> None:
         assert not wrong.ok and "outside tolerance" in wrong.reason
         crash = s.evaluate((data / "solutions/crash_segfault.py").read_text())
         assert not crash.ok and "SIGSEGV" in crash.reason
-        again = s.evaluate((data / "solutions/scaled_tanh_c.py").read_text())  # a fresh worker after the crash
+        again = s.evaluate(
+            (data / "solutions/scaled_tanh_c.py").read_text()
+        )  # a fresh worker after the crash
         assert again.ok
         cheat = s.evaluate("import torch\ntorch.allclose = lambda *a, **k: True\n")
         assert not cheat.ok and cheat.reason.startswith("static:")

@@ -1,0 +1,60 @@
+"""`karena tune` end to end: sandboxed screening, stored evaluations, resumption, a verified winner."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.cpu, pytest.mark.timeout(600)]
+
+
+def tune(db: Path, out: Path, n: int) -> dict:
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kernelarena.cli",
+            "tune",
+            "rmsnorm",
+            "--lite",
+            "--strategy",
+            "random",
+            "--budget-evals",
+            str(n),
+            "--out",
+            str(out),
+            "--db",
+            str(db),
+            "--json",
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    return json.loads(p.stdout)
+
+
+def test_tune_resumes_and_verifies_winner(tmp_path: Path) -> None:
+    db, out = tmp_path / "k.db", tmp_path / "best.py"
+    first = tune(db, out, 3)
+    assert first["evaluations"] == 3 and first["winner_verdict"] == "pass"
+    assert first["best_speedup"] > 0 and first["best_config"]["template"] == "rmsnorm"
+    assert {"best_speedup", "best_config", "evaluations", "history"} <= set(first)
+    assert out.exists() and "class ModelNew" in out.read_text()
+    second = tune(db, out, 3)  # continues: the 3 stored configs are reused, 3 new ones measured
+    assert second["reused"] >= 3 and second["evaluations"] == 3
+    measured = [
+        json.dumps(h["config"], sort_keys=True)
+        for h in first["history"] + second["history"]
+        if not h["reused"]
+    ]
+    assert len(measured) == len(set(measured))  # no config measured twice
+
+
+def test_unknown_task_template_is_usage_error() -> None:
+    p = subprocess.run(
+        [sys.executable, "-m", "kernelarena.cli", "tune", "gelu_tanh"], capture_output=True, text=True
+    )
+    assert p.returncode == 2 and "no kernel templates" in p.stderr
