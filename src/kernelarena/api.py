@@ -344,7 +344,9 @@ def _timed(
         with _workers(copts) as (ref2, cand2):  # a second, independent verification with a new secret
             again = verify(t, sol.path, replace(copts, secret=new_secret()), ref2, cand2)
         if not again.passed:
-            reasons.append(f"implausible speed ({why}) and re-verification failed: {'; '.join(again.reasons[:2])}")
+            reasons.append(
+                f"implausible speed ({why}) and re-verification failed: {'; '.join(again.reasons[:2])}"
+            )
         else:
             # A profile measured on a busy machine underestimates the peaks, so the roofline alone
             # never rejects: it triggers the second verification and is reported.

@@ -28,7 +28,7 @@ def tune(db: Path, out: Path, n: int) -> dict:
             "--db",
             str(db),
             "--json",
-        ],  # fmt: skip
+        ],
         capture_output=True,
         text=True,
     )

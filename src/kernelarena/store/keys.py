@@ -19,12 +19,14 @@ def toolchain() -> dict[str, str]:
     """Versions that change what a kernel computes or how fast: python, torch, numpy, numba, gcc."""
     from kernelarena.backends.c import compiler_version
 
+    from importlib.metadata import PackageNotFoundError, version
+
     versions = {"python": sys.version.split()[0], "gcc": compiler_version()}
-    for mod in ("torch", "numpy", "numba", "triton"):
-        try:
-            versions[mod] = __import__(mod).__version__
-        except Exception:
-            versions[mod] = "absent"
+    for dist in ("torch", "numpy", "numba", "triton"):
+        try:  # package metadata: no import of heavy modules just to read a version
+            versions[dist] = version(dist)
+        except PackageNotFoundError:
+            versions[dist] = "absent"
     return versions
 
 
