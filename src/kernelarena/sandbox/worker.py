@@ -279,6 +279,28 @@ class _SolutionFault(Exception):
     pass
 
 
+def _cpu_ticks(native_id: int | None) -> int | None:
+    try:
+        with open(f"/proc/self/task/{native_id}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _busy_threads(threads: list[Any], window_s: float = 0.05) -> list[str]:
+    """Threads that use CPU after forward returned (work escaping the call); idle pool threads
+    that merely wait for the next task are not."""
+    before = {t.native_id: _cpu_ticks(t.native_id) for t in threads}
+    _sleep(window_s)
+    busy = []
+    for t in threads:
+        a, b = before.get(t.native_id), _cpu_ticks(t.native_id)
+        if a is None or b is None or b > a:  # unknown counts as busy
+            busy.append(t.name)
+    return busy
+
+
 def _native_threads() -> int:
     try:
         return len(os.listdir("/proc/self/task"))
@@ -300,6 +322,7 @@ def _call_guarded(model: Any, inputs: list[Any], trace: bool, prev_outputs: list
     import torch
 
     findings: list[str] = []
+    notes: list[str] = []
     in_tensors = _tensors(inputs)
     before = _digest(in_tensors)
     py_threads = {t.ident for t in threading.enumerate()}
@@ -313,6 +336,9 @@ def _call_guarded(model: Any, inputs: list[Any], trace: bool, prev_outputs: list
         else:
             out = model(*inputs)
     elapsed_ms = (_perf_ns() - t0) / 1e6
+    # The answer is what the outputs hold at return: copied before any guard runs, so work left
+    # running (a thread, a pool, a side stream) cannot complete them while the guards look.
+    snapshot = _map_tensors(out, lambda t: t.clone())
     outs = _tensors(out)
     # work escaping the call: still-running Python threads or processes started by the candidate
     leaked = [t.name for t in threading.enumerate() if t.ident not in py_threads and t.is_alive()]
@@ -346,7 +372,13 @@ def _call_guarded(model: Any, inputs: list[Any], trace: bool, prev_outputs: list
             )
     if not _state.get("in_place") and _digest(in_tensors) != before:
         findings.append("mutation: forward modified its input tensors")
-    return out, {"findings": findings, "ops": ops, "elapsed_ms": elapsed_ms}
+    return snapshot, {
+        "findings": findings,
+        "notes": notes,
+        "ops": ops,
+        "elapsed_ms": elapsed_ms,
+        "outputs_live": out,
+    }
 
 
 def op_run_case(msg: dict[str, Any]) -> dict[str, Any]:
@@ -369,8 +401,9 @@ def op_run_case(msg: dict[str, Any]) -> dict[str, Any]:
         _prefill(int(msg.get("prefill_bytes", 0)), pattern)
         out, info = _call_guarded(model, inputs, trace=bool(msg.get("trace")) and k == 0, prev_outputs=prev)
         threads_seen.append(_native_threads())
+        live = info.pop("outputs_live")
         runs.append({"outputs": out, **info})
-        prev = _tensors(out)  # kept alive: the next call must not write into them
+        prev = _tensors(live)  # kept alive: the next call must not write into them
     return {"runs": runs, "native_threads": threads_seen}
 
 
@@ -416,11 +449,8 @@ def _nudge(inputs: list[Any], allowed: list[int] | None, rng: random.Random) -> 
             continue
         if allowed is not None and i not in allowed:
             continue
-        flat = x.view(-1) if x.is_contiguous() else None
-        if flat is None:
-            continue
-        pos = rng.randrange(flat.numel())
-        flat[pos] = flat[pos] * (0.5 if rng.random() < 0.5 else 2.0)
+        idx = tuple(rng.randrange(n) for n in x.shape)  # any layout: index, not a flat view
+        x[idx] = x[idx] * (0.5 if rng.random() < 0.5 else 2.0)
 
 
 def op_time_batch(msg: dict[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,9 @@ ALLOWED_TORCH = frozenset(
         "__version__", "finfo", "iinfo", "Generator", "manual_seed", "testing", "jit", "compiler",
         "set_grad_enabled", "is_grad_enabled", "promote_types", "result_type", "can_cast",
         "get_default_dtype", "channels_last", "contiguous_format", "preserve_format", "strided",
+        # views and copies, which the strict policy allows as functions too
+        "split", "reshape", "narrow", "as_strided", "transpose", "permute", "squeeze", "unsqueeze", "unbind",
+        "chunk", "flatten", "unflatten", "movedim", "select", "t", "clone", "detach", "view_as_real", "view_as_complex",
     }
 )  # fmt: skip
 DTYPES = frozenset(
@@ -187,6 +190,20 @@ class _Visitor(ast.NodeVisitor):
     def _compute(self, node: ast.AST, what: str) -> None:
         where = " in an except-handler fallback" if self.in_handler else ""
         self.add("compute", node, f"calls {what}{where}: the computation must be the solution's own kernel")
+
+    def visit_If(self, node: ast.If) -> None:
+        # an ``if __name__ == "__main__":`` self-test never runs when the harness imports the file
+        t = node.test
+        if (
+            isinstance(t, ast.Compare)
+            and isinstance(t.left, ast.Name)
+            and t.left.id == "__name__"
+            and any(isinstance(c, ast.Constant) and c.value == "__main__" for c in t.comparators)
+        ):
+            for child in node.orelse:
+                self.visit(child)
+            return
+        self.generic_visit(node)
 
     def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
         self.in_handler += 1

@@ -85,12 +85,13 @@ def _bitwise_equal(a: Any, b: Any) -> bool:
     import torch
 
     if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
-        return (
-            a.shape == b.shape
-            and a.dtype == b.dtype
-            and torch.equal(a.view(-1).view(torch.uint8), b.view(-1).view(torch.uint8))
-            if a.numel()
-            else a.shape == b.shape
+        if a.shape != b.shape or a.dtype != b.dtype:
+            return False
+        if not a.numel():
+            return True
+        # any layout: compare the bytes of contiguous copies
+        return torch.equal(
+            a.contiguous().view(-1).view(torch.uint8), b.contiguous().view(-1).view(torch.uint8)
         )
     if isinstance(a, list | tuple) and isinstance(b, list | tuple):
         return len(a) == len(b) and all(_bitwise_equal(x, y) for x, y in zip(a, b, strict=True))
@@ -263,6 +264,8 @@ def _judge_case(
     runs = out["runs"]
     ok = True
     for r in runs:
+        for note in r.get("notes") or []:
+            run.flag(f"{where}: {note}")
         for finding in r["findings"]:
             run.reason(f"{where}: {finding}")
             ok = False

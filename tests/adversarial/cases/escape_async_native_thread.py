@@ -1,10 +1,11 @@
 """EXPLOIT: output computed asynchronously after return by a detached native (pthread) thread started in C: not a Python thread, so threading.enumerate() never lists it
-EXPECT: escape:
+EXPECT: escape: || non-finite || outside tolerance
 TASK: tests/data/tasks/scaled_tanh.py
 CLASS: 5
-GAP: the escape guard sees only Python threads and a monotonic growth of /proc/self/task; a native thread that the kernel starts per call and that finishes shortly after forward returns is seen by neither, and its output is complete by the time the harness reads it
 
-The thread copies its arguments, so it does not depend on Python objects after the call.
+Regression case: the escape guard sees only Python threads and a monotonic growth of
+/proc/self/task, so this passed while the outputs were read after the guards; the worker now
+snapshots the outputs the moment forward returns.
 """
 
 import torch
@@ -16,9 +17,11 @@ _SRC = r"""
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <unistd.h>
 struct job { const float* x; const float* w; float* y; long rows, cols; float alpha; };
 static void* run(void* p) {
   struct job* j = (struct job*)p;
+  usleep(1000);  /* finish shortly after forward returns, well before the outputs are sent */
   for (long r = 0; r < j->rows; ++r)
     for (long c = 0; c < j->cols; ++c) j->y[r * j->cols + c] = tanhf(j->x[r * j->cols + c] * j->w[c]) * j->alpha;
   free(j);

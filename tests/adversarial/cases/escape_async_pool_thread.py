@@ -1,15 +1,16 @@
 """EXPLOIT: output computed asynchronously after return by a worker thread that already existed before the call (pool started at import)
-EXPECT: escape:
+EXPECT: escape: || non-finite || outside tolerance
 TASK: tests/data/tasks/scaled_tanh.py
 CLASS: 5
-GAP: the escape guard only looks for Python threads that did not exist before the call; work queued to a pre-existing thread and finished while the guards run (before the outputs are read) passes, although the output was not complete when forward returned
 
-A fix: digest the outputs when forward returns and again after the guards (or a short wait); any
-change means work continued after the call.
+Regression case: the escape guard only looked for Python threads that did not exist before the
+call, so work queued to a pre-existing thread that finished while the guards ran passed; the
+worker now snapshots the outputs the moment forward returns.
 """
 
 import queue
 import threading
+import time
 
 import torch
 import torch.nn as nn
@@ -30,6 +31,7 @@ _JOBS: queue.Queue = queue.Queue()
 def _worker():
     while True:
         job = _JOBS.get()
+        time.sleep(0.001)  # finish shortly after forward returns, well before the outputs are sent
         _LIB.st(*job)
 
 

@@ -3,9 +3,9 @@ EXPECT: a timed call
 TASK: tests/adversarial/tasks/noncontig_tanh.py
 CLASS: 10
 EXPECT_STAGE: bench
-GAP: _nudge skips non-contiguous inputs (x.view(-1) only when x.is_contiguous()), so the timed inputs never change and a memo keyed by data_ptr returns right answers at lookup cost
 
-The nudge could write through the tensor itself (x[idx] = x[idx] * f) whatever its strides.
+Regression case: _nudge used to skip non-contiguous inputs (x.view(-1) only when contiguous), so
+this memo passed timing; it now indexes the tensor whatever its layout.
 """
 
 import torch
