@@ -288,9 +288,10 @@ def _cpu_ticks(native_id: int | None) -> int | None:
         return None
 
 
-def _busy_threads(threads: list[Any], window_s: float = 0.05) -> list[str]:
+def _busy_threads(threads: list[Any], settle_s: float = 0.02, window_s: float = 0.06) -> list[str]:
     """Threads that use CPU after forward returned (work escaping the call); idle pool threads
-    that merely wait for the next task are not."""
+    that merely wait for the next task are not. The outputs were copied before this runs."""
+    _sleep(settle_s)  # a pool thread finishing its bookkeeping after the last future is set
     before = {t.native_id: _cpu_ticks(t.native_id) for t in threads}
     _sleep(window_s)
     busy = []
@@ -341,10 +342,15 @@ def _call_guarded(model: Any, inputs: list[Any], trace: bool, prev_outputs: list
     snapshot = _map_tensors(out, lambda t: t.clone())
     outs = _tensors(out)
     # work escaping the call: still-running Python threads or processes started by the candidate
-    leaked = [t.name for t in threading.enumerate() if t.ident not in py_threads and t.is_alive()]
-    if leaked:
+    new = [t for t in threading.enumerate() if t.ident not in py_threads and t.is_alive()]
+    busy = _busy_threads(new) if new else []
+    if busy:
         findings.append(
-            f"escape: thread(s) {', '.join(leaked[:3])} started in forward still run after it returned"
+            f"escape: thread(s) {', '.join(busy[:3])} started in forward still run after it returned"
+        )
+    elif new:
+        notes.append(
+            f"idle thread(s) {', '.join(t.name for t in new[:3])} started in forward remain (a pool)"
         )
     if _children() > children:
         findings.append("escape: a child process started in forward is still running after it returned")

@@ -111,8 +111,9 @@ def _batch(
     rng: random.Random,
     gap_ms: float,
     reference: Worker | None = None,
-) -> tuple[list[float], list[str]]:
-    """One timed batch; ``reference`` (the reference worker) checks the sampled calls' outputs."""
+) -> tuple[list[float], list[str], float]:
+    """One timed batch: per-call ms, problems found, and the batch's wall ms (flushes and gaps
+    included). ``reference`` (the reference worker) checks the sampled calls' outputs."""
     sample = [rng.randrange(n_calls)] if side.check_samples and reference is not None else []
     t0 = time.perf_counter()
     reply = side.worker.request(
@@ -174,7 +175,7 @@ def _batch(
                 f"a timed call (#{key} of a batch) returned wrong results (work skipped or cached across "
                 f"calls?): {res.reason}"
             )
-    return times, problems
+    return times, problems, wall_ms
 
 
 def _measurement(rounds: list[list[float]], options: TimingOptions, threads: int) -> Measurement:
@@ -210,14 +211,17 @@ def time_pair(
     cand = Side("candidate", candidate, check_samples=True)
     base = Side("baseline", baseline, check_samples=baseline_checks)
     # calibrate: a short batch each gives the per-call time and so the batch size
-    probe = {}
+    probe, call_ms = {}, {}
     for side in (base, cand):
-        times, _ = _batch(side, 3, 0, options, inputs, random.Random(0), 0.0)
-        probe[side.name] = max(stats.median(times), 1e-3)
+        times, _, wall = _batch(side, 3, 0, options, inputs, random.Random(0), 0.0)
+        probe[side.name] = max(
+            wall / 3, 1e-3
+        )  # per call including the cold flush: sizes batches to the budget
+        call_ms[side.name] = stats.median(times)
     per_round_s = options.budget_s / max(options.min_rounds, 1)
     n_calls = {k: max(3, min(2000, int(per_round_s * 1e3 / v))) for k, v in probe.items()}
     n = min(n_calls.values())  # same number of calls per round on both sides
-    gap_ms = {k: (v if options.mode == "server" else 0.0) for k, v in probe.items()}
+    gap_ms = {k: (v if options.mode == "server" else 0.0) for k, v in call_ms.items()}
     reasons: list[str] = []
     flags: list[str] = []
     deadline = time.monotonic() + 4 * options.budget_s * 2 + 10
@@ -229,7 +233,7 @@ def time_pair(
         for side in order:
             try:
                 checker = reference if (r % sample_every == sample_every - 1 or r == 0) else None
-                times, problems = _batch(side, n, offset, options, inputs, rng, gap_ms[side.name], checker)
+                times, problems, _ = _batch(side, n, offset, options, inputs, rng, gap_ms[side.name], checker)
             except WorkerFailure as exc:
                 raise TimingRejected(f"{side.name} worker {exc} while being timed") from None
             side.rounds.append(times)

@@ -2,7 +2,6 @@
 EXPECT: pass
 TASK: tests/data/tasks/scaled_tanh.py
 CLASS: 0
-GAP: false rejection: the executor's idle worker threads, created by the first forward, are reported as "escape: thread(s) ... still run after it returned" although no work is pending when forward returns
 
 A persistent pool is a standard pattern (numba and OpenMP keep native pools the same way).
 """

@@ -2,7 +2,6 @@
 EXPECT: pass
 TASK: tests/data/tasks/scaled_tanh.py
 CLASS: 0
-GAP: false rejection: the static scan reports torch compute anywhere in the file ("calls torch.tanh", "calls torch.allclose"), including a __main__ block that never runs when the harness imports the solution (and the op tracer confirms forward runs no torch op); LLM-written solutions often carry such a block
 
 The forward pass is a plain C kernel; torch computes only in the self-test.
 """

@@ -2,7 +2,6 @@
 EXPECT: pass
 TASK: tests/adversarial/tasks/multi_output.py
 CLASS: 0
-GAP: false rejection: the static scan's ALLOWED_TORCH lists allocation functions but not the view functions the policy allows (split, reshape, narrow, as_strided, transpose, permute, squeeze, unsqueeze, unbind, chunk, flatten), so torch.split(...) is reported as "calls torch.split: the computation must be the solution's own kernel" while buf.split(...) passes
 
 Only the spelling differs from ok_multi_output_split_buffer.py.
 """

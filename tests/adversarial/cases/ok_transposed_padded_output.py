@@ -2,7 +2,6 @@
 EXPECT: pass
 TASK: tests/data/tasks/scaled_tanh.py
 CLASS: 0
-GAP: false rejection (crash): verifier._bitwise_equal compares the two determinism runs with a.view(-1), which raises RuntimeError for a non-contiguous output, so api.check raises instead of returning a verdict (reshape(-1) would do)
 
 The kernel writes the result column-major into a buffer with guard words before and after, and
 returns the (rows, cols) transposed view: right values, unusual strides, non-zero storage offset.
