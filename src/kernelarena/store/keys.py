@@ -17,9 +17,9 @@ SCHEMA_VERSION = 1
 @functools.cache
 def toolchain() -> dict[str, str]:
     """Versions that change what a kernel computes or how fast: python, torch, numpy, numba, gcc."""
-    from kernelarena.backends.c import compiler_version
-
     from importlib.metadata import PackageNotFoundError, version
+
+    from kernelarena.backends.c import compiler_version
 
     versions = {"python": sys.version.split()[0], "gcc": compiler_version()}
     for dist in ("torch", "numpy", "numba", "triton"):
