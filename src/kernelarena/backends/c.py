@@ -17,6 +17,7 @@ import functools
 import hashlib
 import os
 import platform
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -35,6 +36,28 @@ _CTYPES: dict[str, Any] = {
     "double": ctypes.c_double,
     "size_t": ctypes.c_size_t,
 }
+
+
+# The shared C kernel library: headers under ``csrc/karena/`` (``#include "karena/vec.h"``). Every
+# build gets ``-I`` to it, and the text of every header a source includes (transitively) is part of
+# the build key, so a header change rebuilds exactly what depends on it.
+INCLUDE_DIR = Path(__file__).resolve().parent.parent / "csrc"
+_INCLUDE_RE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.MULTILINE)
+
+
+def included_headers(source: str, include_dir: Path | None = None) -> list[Path]:
+    """The shared-library headers ``source`` includes, transitively, in a stable order."""
+    include_dir = include_dir or INCLUDE_DIR
+    seen: dict[Path, None] = {}
+    todo = [source]
+    while todo:
+        for name in _INCLUDE_RE.findall(todo.pop()):
+            path = (include_dir / name).resolve()
+            if path in seen or not path.is_file():
+                continue
+            seen[path] = None
+            todo.append(path.read_text())
+    return sorted(seen)
 
 
 class CompileError(RuntimeError):
@@ -60,7 +83,8 @@ def _cpu_signature() -> str:
 
 
 def build_key(source: str, flags: tuple[str, ...], cc: str = "gcc") -> str:
-    blob = "\0".join([source, " ".join(flags), compiler_version(cc), _cpu_signature()])
+    headers = [f"{h.name}\0{h.read_text()}" for h in included_headers(source)]
+    blob = "\0".join([source, *headers, " ".join(flags), compiler_version(cc), _cpu_signature()])
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
@@ -78,7 +102,8 @@ def build_shared_library(
         src = Path(tmp) / "kernel.c"
         src.write_text(source)
         out = Path(tmp) / "kernel.so"
-        proc = subprocess.run([cc, *flags, str(src), "-o", str(out), *libs], capture_output=True, text=True)
+        cmd = [cc, *flags, f"-I{INCLUDE_DIR}", str(src), "-o", str(out), *libs]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             diag = "\n".join(proc.stderr.splitlines()[:30])
             raise CompileError(f"{cc} failed (exit {proc.returncode}):\n{diag}")
