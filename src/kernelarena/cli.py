@@ -84,7 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     r = ssub.add_parser("run", help="check (and time) every pair of a suite")
     r.add_argument("suite", help="built-in suite name (llm) or a directory of task files")
     r.add_argument(
-        "--solutions", required=True, help="directory of solution files named like the tasks, or 'builtin'"
+        "--solutions",
+        required=True,
+        help="directory of solution files named like the tasks, 'builtin' (C on CPU, Triton on CUDA) or "
+        "'builtin:numba'",
     )
     r.add_argument("--baseline", default="eager", help="eager | compile | none (verify only)")
     r.add_argument("--jobs", type=int, default=1, help="pairs verified in parallel (timing is serialized)")
@@ -294,10 +297,10 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 def cmd_suite(args: argparse.Namespace) -> int:
     from kernelarena.report.table import suite_table
-    from kernelarena.suite import builtin_solutions_dir, resolve_suite, run_suite
+    from kernelarena.suite import resolve_suite, run_suite, solutions_dir
 
     suite = resolve_suite(args.suite)
-    solutions = builtin_solutions_dir(args.device) if args.solutions == "builtin" else Path(args.solutions)
+    solutions = solutions_dir(args.solutions, args.device)
     baseline = None if args.baseline == "none" else args.baseline
     t0 = time.monotonic()
 

@@ -46,8 +46,28 @@ def resolve_suite(ref: str) -> Path:
     raise UsageError(f"no suite directory or built-in suite named {ref!r}")
 
 
-def builtin_solutions_dir(device: str = "cpu") -> Path:
-    return BUILTIN_SOLUTIONS / ("triton" if device == "cuda" else "cpu")
+def builtin_solutions_dir(device: str = "cpu", backend: str | None = None) -> Path:
+    """The built-in solutions for ``device``: C/OpenMP on a CPU, Triton on CUDA; ``backend`` picks
+    another set (``numba``: a few numba solutions, ``cpu``/``c``, ``triton``)."""
+    if backend is None:
+        return BUILTIN_SOLUTIONS / ("triton" if device == "cuda" else "cpu")
+    folder = {"c": "cpu"}.get(backend, backend)
+    path = BUILTIN_SOLUTIONS / folder
+    if folder.startswith("_") or not path.is_dir():
+        known = sorted(
+            p.name for p in BUILTIN_SOLUTIONS.iterdir() if p.is_dir() and not p.name.startswith("_")
+        )
+        raise UsageError(f"no built-in solutions for backend {backend!r}; known: {', '.join(known)}")
+    return path
+
+
+def solutions_dir(ref: str, device: str = "cpu") -> Path:
+    """``builtin``, ``builtin:BACKEND`` (e.g. ``builtin:numba``) or a directory of solution files."""
+    if ref == "builtin":
+        return builtin_solutions_dir(device)
+    if ref.startswith("builtin:"):
+        return builtin_solutions_dir(device, ref.partition(":")[2])
+    return Path(ref)
 
 
 def find_pairs(suite: Path, solutions: Path) -> list[Pair]:

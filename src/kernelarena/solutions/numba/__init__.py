@@ -1,0 +1,1 @@
+"""Built-in numba solutions (``karena suite run llm --solutions builtin --backend numba``)."""
