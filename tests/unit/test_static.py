@@ -46,3 +46,91 @@ def test_allowed_torch_calls_are_clean() -> None:
 
 def test_syntax_error_is_a_finding() -> None:
     assert scan("def (:\n")[0].kind == "syntax"
+
+
+# Regression (issue 10): a correct KernelBench-style solution drew its parameters with torch.randn
+# in __init__ and was rejected with "calls torch.randn: the computation must be the solution's own
+# kernel". The compute rules now apply to what ModelNew.forward reaches.
+KB_STYLE = """
+import torch
+import torch.nn as nn
+from torch.nn.functional import gelu
+from kernelarena.backends.c import load_library
+
+_W0 = torch.randn(16) * 0.1 + 1.0       # import time: no input exists yet
+
+
+def _init_weight(dim):
+    w = torch.empty(dim)
+    nn.init.normal_(w)
+    return torch.sigmoid(w) * 2.0
+
+
+class Helper:
+    def run(self, x):
+        return kernel(x)
+
+
+class ModelNew(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(dim) * 0.5 + 1.0)
+        self.scale = nn.Parameter(_init_weight(dim))
+        self.proj = nn.Linear(dim, dim)      # a parameter holder whose weight feeds the kernel
+        self.helper = Helper()
+        self.act = gelu if dim < 0 else None
+
+    def forward(self, x):
+        y = torch.empty_like(x)
+        return self.helper.run(x)
+"""
+
+
+def compute_lines(src: str) -> list[int]:
+    return [f.line for f in scan(src) if f.kind == "compute"]
+
+
+def test_init_and_import_time_torch_is_not_compute() -> None:
+    assert compute_lines(KB_STYLE) == []
+
+
+@pytest.mark.parametrize(
+    "forward_body,what",
+    [
+        ("return torch.softmax(x, -1)", "torch.softmax"),
+        ("return _init_weight(3)", "torch.sigmoid"),  # a helper forward calls is forward code
+        ("return self.act(x) if self.act else gelu(x)", "gelu"),  # imported compute name used
+        ("return (lambda v: torch.exp(v))(x)", "torch.exp"),
+    ],
+)
+def test_compute_reached_from_forward_is_found(forward_body: str, what: str) -> None:
+    src = KB_STYLE.replace("return self.helper.run(x)", forward_body)
+    msgs = [f.message for f in scan(src) if f.kind == "compute"]
+    assert any(what in m for m in msgs), msgs
+
+
+def test_helper_class_method_called_from_forward_is_forward_code() -> None:
+    src = KB_STYLE.replace("return kernel(x)", "return torch.tanh(x)")
+    assert any("torch.tanh" in f.message for f in scan(src) if f.kind == "compute")
+
+
+def test_dynamic_dispatch_makes_every_function_count() -> None:
+    # getattr with a computed name could reach any function: the scan falls back to all of them
+    src = KB_STYLE.replace("return self.helper.run(x)", "return getattr(self, 'hel' + 'per').run(x)")
+    assert any("torch.sigmoid" in f.message for f in scan(src) if f.kind == "compute")
+
+
+def test_forward_inherited_from_a_base_class_is_followed() -> None:
+    src = (
+        "import torch\nimport torch.nn as nn\n"
+        "class Base(nn.Module):\n    def forward(self, x):\n        return torch.relu(x)\n"
+        "class ModelNew(Base):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.w = nn.Parameter(torch.randn(3))\n"
+    )
+    msgs = [f.message for f in scan(src) if f.kind == "compute"]
+    assert len(msgs) == 1 and "torch.relu" in msgs[0]
+
+
+def test_tamper_rules_still_cover_the_whole_file() -> None:
+    src = KB_STYLE.replace("return torch.sigmoid(w) * 2.0", "import gc\n    gc.get_objects()\n    return w")
+    assert any(f.kind == "tamper" for f in scan(src))

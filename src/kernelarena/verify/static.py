@@ -5,6 +5,12 @@ Two kinds of finding:
   scavenging, monkeypatching ``time``/``torch``, dispatch-mode games). Always a rejection.
 - ``compute``: torch computing instead of the candidate's kernel (``torch.matmul``, ``F.softmax``),
   including in an ``except`` fallback. A rejection under policy ``strict``, a flag under ``lenient``.
+  Only code that ``ModelNew.forward`` can reach counts (see :func:`forward_reachable`): ``__init__``
+  may draw parameters with ``torch.randn`` or hold them in ``nn.Linear`` modules, because the
+  harness re-draws and copies every parameter anyway, and module-level code runs at import, before
+  any input exists. Where reachability cannot be decided (no ``ModelNew`` class, or dynamic
+  dispatch such as ``getattr(self, name)`` or ``globals()[...]`` in reachable code), every function
+  counts, as before.
 Dynamic op tracing in the worker backs this up; each catches what the other cannot.
 """
 
@@ -120,15 +126,145 @@ def _dotted(node: ast.AST) -> str | None:
     return None
 
 
+_Function = ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
+# Calls whose target is a runtime string: reachability cannot follow them.
+_DYNAMIC_CALLS = frozenset({"getattr", "globals", "vars", "locals", "eval", "exec", "__import__"})
+
+
+def _class_methods(tree: ast.Module) -> dict[str, dict[str, ast.AST]]:
+    classes: dict[str, dict[str, ast.AST]] = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            classes[node.name] = {
+                m.name: m for m in node.body if isinstance(m, ast.FunctionDef | ast.AsyncFunctionDef)
+            }
+    return classes
+
+
+def _module_functions(tree: ast.Module) -> dict[str, ast.AST]:
+    """Module-level functions, and names bound to a lambda (``f = lambda x: ...``)."""
+    funcs: dict[str, ast.AST] = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            funcs[node.name] = node
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Lambda):
+            for t in node.targets:
+                if isinstance(t, ast.Name):
+                    funcs[t.id] = node.value
+    return funcs
+
+
+def _entry_class(tree: ast.Module, classes: dict[str, dict[str, ast.AST]]) -> str | None:
+    """The class the harness instantiates: ``class ModelNew`` or ``ModelNew = SomeClass``."""
+    if "ModelNew" in classes:
+        return "ModelNew"
+    for node in tree.body:
+        names = (
+            [t.id for t in node.targets if isinstance(t, ast.Name)] if isinstance(node, ast.Assign) else []
+        )
+        value = node.value if isinstance(node, ast.Assign) else None
+        if "ModelNew" in names and isinstance(value, ast.Name) and value.id in classes:
+            return value.id
+    return None
+
+
+def _bases(tree: ast.Module, name: str, classes: dict[str, dict[str, ast.AST]]) -> list[str]:
+    """``name`` and the classes of this file it inherits from, nearest first."""
+    defs = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    order, todo = [], [name]
+    while todo:
+        cur = todo.pop(0)
+        if cur in order or cur not in classes:
+            continue
+        order.append(cur)
+        todo.extend(b.id for b in defs[cur].bases if isinstance(b, ast.Name))
+    return order
+
+
+def forward_reachable(tree: ast.Module) -> set[ast.AST] | None:
+    """Function nodes (defs and lambdas) that ``ModelNew.forward`` may run, or None when unknown.
+
+    Followed: calls of module-level functions and lambdas by name, any name that refers to a class
+    of the file (all its methods: constructing or calling it in forward runs them), and
+    ``obj.name(...)`` where ``name`` is a method of any class in the file (a helper object held in
+    an attribute). Functions nested in a reachable function are part of it. Names passed around as
+    values (``map(helper, xs)``) count as references, so they are followed too.
+    """
+    classes = _class_methods(tree)
+    entry = _entry_class(tree, classes)
+    if entry is None:
+        return None
+    funcs = _module_functions(tree)
+    methods_by_name: dict[str, list[ast.AST]] = {}
+    for members in classes.values():
+        for mname, m in members.items():
+            methods_by_name.setdefault(mname, []).append(m)
+    todo: list[ast.AST] = []
+    for cls in _bases(tree, entry, classes):
+        for mname in ("forward", "__call__"):
+            if mname in classes[cls]:
+                todo.append(classes[cls][mname])
+    if not todo:
+        return None
+    seen: set[ast.AST] = set()
+    while todo:
+        fn = todo.pop()
+        if fn in seen:
+            continue
+        seen.add(fn)
+        for node in ast.walk(fn):
+            if isinstance(node, _Function) and node is not fn:
+                seen.add(node)  # nested: runs only if the enclosing function runs, so it counts
+            if isinstance(node, ast.Call) and _dotted(node.func) in _DYNAMIC_CALLS:
+                return None
+            if (
+                isinstance(node, ast.Subscript)
+                and isinstance(node.value, ast.Attribute)
+                and node.value.attr == "__dict__"
+            ):
+                return None
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                if node.id in funcs:
+                    todo.append(funcs[node.id])
+                if node.id in classes:
+                    todo.extend(classes[node.id].values())
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+                todo.extend(methods_by_name.get(node.attr, ()))
+    return seen
+
+
 class _Visitor(ast.NodeVisitor):
-    def __init__(self) -> None:
+    def __init__(self, reachable: set[ast.AST] | None = None) -> None:
         self.findings: list[Finding] = []
         self.torch_aliases = {"torch"}
         self.functional_aliases: set[str] = set()
+        # ``from torch import softmax`` / ``from torch.nn.functional import gelu``: local name ->
+        # qualified name; a compute finding where the name is used in forward-reachable code.
+        self.compute_names: dict[str, str] = {}
         self.in_handler = 0
+        self.reachable = reachable
+        self.scopes: list[ast.AST] = []
 
     def add(self, kind: str, node: ast.AST, message: str) -> None:
         self.findings.append(Finding(kind, getattr(node, "lineno", 0), message))
+
+    def _runs_in_forward(self) -> bool:
+        if self.reachable is None:  # reachability unknown: everything counts
+            return True
+        return any(scope in self.reachable for scope in self.scopes)
+
+    def _visit_scope(self, node: ast.AST) -> None:
+        self.scopes.append(node)
+        self.generic_visit(node)
+        self.scopes.pop()
+
+    visit_FunctionDef = _visit_scope
+    visit_AsyncFunctionDef = _visit_scope
+    visit_Lambda = _visit_scope
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if isinstance(node.ctx, ast.Load) and node.id in self.compute_names:
+            self._compute(node, self.compute_names[node.id])
 
     def visit_Import(self, node: ast.Import) -> None:
         for a in node.names:
@@ -150,9 +286,9 @@ class _Visitor(ast.NodeVisitor):
             if mod == "torch.nn" and a.name == "functional":
                 self.functional_aliases.add(a.asname or "functional")
             if mod == "torch.nn.functional":
-                self.add("compute", node, f"imports torch.nn.functional.{a.name}")
+                self._compute_import(node, a, f"torch.nn.functional.{a.name}")
             if mod == "torch" and a.name not in ALLOWED_TORCH and a.name not in DTYPES:
-                self.add("compute", node, f"imports torch.{a.name}")
+                self._compute_import(node, a, f"torch.{a.name}")
             if a.name in TAMPER_NAMES:
                 self.add("tamper", node, TAMPER_NAMES[a.name])
             if (mod, a.name) in TAMPER_ATTRS:
@@ -187,7 +323,15 @@ class _Visitor(ast.NodeVisitor):
                 self.add("tamper", node, f"touches torch dispatch internals ({name})")
         self.generic_visit(node)
 
+    def _compute_import(self, node: ast.ImportFrom, alias: ast.alias, what: str) -> None:
+        if self.reachable is None:  # as before: the import itself is the finding
+            self.add("compute", node, f"imports {what}")
+        else:
+            self.compute_names[alias.asname or alias.name] = what
+
     def _compute(self, node: ast.AST, what: str) -> None:
+        if not self._runs_in_forward():
+            return  # __init__, import-time code, helpers forward never calls: not the kernel
         where = " in an except-handler fallback" if self.in_handler else ""
         self.add("compute", node, f"calls {what}{where}: the computation must be the solution's own kernel")
 
@@ -249,6 +393,6 @@ def scan(source: str) -> list[Finding]:
         tree = ast.parse(source)
     except SyntaxError as exc:
         return [Finding("syntax", exc.lineno or 0, f"syntax error: {exc.msg}")]
-    v = _Visitor()
+    v = _Visitor(forward_reachable(tree))
     v.visit(tree)
     return v.findings
