@@ -40,7 +40,8 @@ def _karena(*args: str, address_space: int | None = None, env: dict[str, str] | 
 
 
 @pytest.mark.cpu
-@pytest.mark.timeout(300)
+@pytest.mark.slow  # two checks, one at the budget the limit allows: 1-3 min on a shared 2-core machine
+@pytest.mark.timeout(400)
 def test_small_address_space_gives_a_message_or_a_verdict_never_a_kill() -> None:
     limit = 2 << 30  # the machine has 24 GiB; the harness gets 2 GiB of address space per process
     # Asked for 1 GiB inputs: the pre-flight check says what to do (exit 2), nothing is started.
@@ -57,12 +58,17 @@ def test_small_address_space_gives_a_message_or_a_verdict_never_a_kill() -> None
 
 @pytest.mark.cpu
 @pytest.mark.timeout(300)
-def test_worker_out_of_memory_is_an_exit_2_with_advice() -> None:
-    # The workers' own limit (1 GiB of address space) cannot hold a 256 MiB case: the reference
-    # worker's MemoryError becomes a message naming --max-bytes, not a dead harness.
+def test_worker_out_of_memory_is_a_verdict_or_an_exit_2() -> None:
+    # The workers' own limit (1 GiB of address space) cannot hold a 256 MiB case: a worker's
+    # MemoryError becomes a verdict reason (candidate) or a message naming --max-bytes (reference),
+    # never a dead harness.
     rc, data, err, _ = _karena("--max-bytes", "256M", "--memory-gb", "1.0")
-    assert rc == 2, (rc, data, err[-2000:])
-    assert "--max-bytes" in err and "Traceback" not in err, err[-2000:]
+    assert "Traceback" not in err, err[-2000:]
+    if rc == 2:
+        assert "--max-bytes" in err, err[-2000:]
+    else:
+        assert rc == 1 and data is not None, (rc, data, err[-2000:])
+        assert any("out of memory" in r for r in data["reasons"]), data["reasons"]
 
 
 @pytest.mark.cpu
