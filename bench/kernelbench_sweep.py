@@ -191,6 +191,9 @@ def main() -> int:
                     print(f"  [{level}] {rec['status']:13s} {rec['wall_s']:7.1f} s "
                           f"{describe_bytes(rec['peak_rss_bytes']):>10s}  {rec['task']}{why}", flush=True)  # fmt: skip
                     recs.append(rec)
+                    if args.json:  # kept as it goes: a sweep stopped early still has its records
+                        with args.json.with_suffix(".partial.jsonl").open("a") as f:
+                            f.write(json.dumps({"level": level, **rec}) + "\n")
             summaries.append(summarize(level, recs, time.monotonic() - t0))
     print(f"\nload average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
     for s in summaries:
