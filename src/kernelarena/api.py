@@ -19,13 +19,23 @@ from typing import Any
 
 from kernelarena import settings
 from kernelarena.errors import TaskError, UsageError
+from kernelarena.sandbox import memory
 from kernelarena.sandbox.process import Worker, WorkerFailure
 from kernelarena.store.keys import device_id, make_key, toolchain
 from kernelarena.store.sqlite import Store
-from kernelarena.tasks.loader import load_task, source_hash
+from kernelarena.tasks.loader import largest_case_bytes, load_task, source_hash
 from kernelarena.timing import bench as timing
 from kernelarena.timing import stats
-from kernelarena.types import BenchResult, CheckOptions, Solution, Task, TimingOptions, Verdict, to_jsonable
+from kernelarena.types import (
+    AUTO_MAX_BYTES,
+    BenchResult,
+    CheckOptions,
+    Solution,
+    Task,
+    TimingOptions,
+    Verdict,
+    to_jsonable,
+)
 from kernelarena.verify.triton_cpu import compile_check, for_interpreter, interpreted
 from kernelarena.verify.verifier import CasePlan, new_secret, verify
 
@@ -54,7 +64,41 @@ def _require_device(device: str) -> None:
 
 
 def _as_task(task: str | Path | Task, max_bytes: int | None) -> Task:
-    return task if isinstance(task, Task) else load_task(task, max_bytes=max_bytes)
+    if isinstance(task, Task):
+        return task
+    if max_bytes != AUTO_MAX_BYTES:
+        return load_task(task, max_bytes=max_bytes)
+    budget = memory.default_max_bytes()
+    t = load_task(task, max_bytes=budget)
+    note = (
+        f"input budget (--max-bytes) {memory.describe_bytes(budget)}: a share of the "
+        f"{memory.describe_bytes(memory.available_bytes() or 0)} of memory available when the check started"
+    )
+    return replace(t, notes=(*t.notes, note))
+
+
+def _memory_guard(t: Task) -> None:
+    """Exit 2 with advice, before any worker starts, when the largest case cannot fit in memory."""
+    need = memory.AMPLIFICATION * largest_case_bytes(t) // 2
+    problem = memory.headroom_problem(need)
+    if problem:
+        raise UsageError(f"{t.name}: {problem}")
+
+
+@contextlib.contextmanager
+def _memory_errors(t: Task) -> Iterator[None]:
+    """A harness that runs out of memory says so (exit 2, with what to do) instead of dying."""
+    advice = "lower --max-bytes (inputs are scaled to fit it) or free memory"
+    try:
+        yield
+    except MemoryError:
+        raise UsageError(f"{t.name}: the harness process ran out of memory; {advice}") from None
+    except TaskError as exc:
+        text = str(exc)
+        memory_words = ("MemoryError", "out of memory", "can't allocate memory", "Cannot allocate memory")
+        if any(w in text for w in memory_words) and advice not in text:
+            raise TaskError(f"{text}; {advice}") from None
+        raise
 
 
 def _key_parts(task: Task, solution: Solution, options: CheckOptions) -> dict[str, Any]:
@@ -135,7 +179,9 @@ def check(
         if cached is not None:
             v = verdict_from_json(cached["result"])
             return replace(v, notes=(*v.notes, "reused a stored record (use --fresh to re-run)"))
-    verdict = _verify_any(t, sol, options)
+    _memory_guard(t)
+    with _memory_errors(t):
+        verdict = _verify_any(t, sol, options)
     if store is not None:
         store.put(
             key,
@@ -266,7 +312,8 @@ def bench(
         return BenchResult(verdict=verdict, baseline_kind=baseline,
                            flags=("timing skipped: a Triton solution on a CPU runs under the interpreter; "
                                   "time it with --device cuda on a GPU",))  # fmt: skip
-    with _workers(copts) as (ref, cand):
+    _memory_guard(t)
+    with _memory_errors(t), _workers(copts) as (ref, cand):
         if progress:
             progress("verifying")
         if verified is not None and verified.passed:

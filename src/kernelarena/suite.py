@@ -8,6 +8,7 @@ is killed resumes where it stopped.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import math
 import threading
@@ -180,6 +181,9 @@ def run_suite(
     results: list[dict[str, Any]] = []
 
     def finished(res: dict[str, Any]) -> None:
+        # whatever a pair left in reference cycles goes before the next one: the process must not
+        # grow over a long run (it reached 6.3 GB by task 36 of 46 before the protocol fix)
+        gc.collect()
         results.append(res)
         if store is not None:
             store.suite_progress(run_key, len(results))

@@ -76,6 +76,9 @@ class Solution:
     backend: str  # "c", "numba", "triton", "cuda", "torch"
 
 
+AUTO_MAX_BYTES = -1  # CheckOptions.max_bytes: follow the machine's available memory
+
+
 @dataclass(frozen=True)
 class CheckOptions:
     """How hard to verify. ``quick`` trims seeds and distributions for search loops."""
@@ -87,7 +90,9 @@ class CheckOptions:
     timeout_s: float | None = None  # per worker request; None: settings.worker_timeout_s()
     memory_bytes: int | None = None  # None: settings.worker_memory_bytes()
     threads: int | None = None
-    max_bytes: int | None = 1 << 30  # inputs larger than this are scaled down (stated in notes)
+    # inputs larger than this are scaled down (stated in notes); AUTO_MAX_BYTES: a share of the
+    # machine's available memory (kernelarena.sandbox.memory.default_max_bytes); None: never scaled
+    max_bytes: int | None = -1
     device: str = "cpu"
     secret: int | None = None  # seed material; None draws a fresh secret per run
 

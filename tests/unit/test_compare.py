@@ -65,3 +65,33 @@ def test_integers_exact() -> None:
     m[3] += 1
     res = compare(m, n, n)
     assert not res.ok and "must match exactly" in res.reason and "[3]" in res.reason
+
+
+@pytest.mark.unit
+@pytest.mark.timeout(30)
+def test_chunked_comparison_matches_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The comparison runs in chunks so its float64 temporaries stay small; the verdict, the count of
+    # bad elements and the worst position must not depend on the chunk size.
+    import torch
+
+    from kernelarena.verify import compare as cmp
+
+    torch.manual_seed(0)
+    ref = torch.randn(37, 53, dtype=torch.float64)
+    native = ref.float()
+    out = native.clone()
+    out[30, 7] += 1.0
+    out[5, 2] += 0.5
+    out[36, 52] = float("nan")
+    ref_nan = ref.clone()
+    ref_nan[36, 52] = float("nan")
+    native_nan = ref_nan.float()
+    whole = cmp.compare(out, ref_nan, native_nan)
+    monkeypatch.setattr(cmp, "CHUNK_ELEMENTS", 7)
+    chunked = cmp.compare(out, ref_nan, native_nan)
+    assert not whole.ok and not chunked.ok and whole.reason == chunked.reason
+    assert chunked.max_rel_err == pytest.approx(whole.max_rel_err, rel=1e-9)  # sums in another order
+    assert "2 of 1961 elements" in chunked.reason
+    out[36, 52] = 0.0  # a finite value where the reference has NaN: found in the last chunk
+    bad = cmp.compare(out, ref_nan, native_nan)
+    assert "non-finite" in bad.reason and "[36, 52]" in bad.reason

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kernelarena import settings
-from kernelarena.sandbox import protocol
+from kernelarena.sandbox import memory, protocol
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,15 @@ def worker_env(threads: int, extra: dict[str, str] | None = None) -> dict[str, s
     return env
 
 
+# memory the parent keeps for itself beyond a received message (its own arrays, the comparison)
+_PARENT_RESERVE_BYTES = 256 << 20
+
+
+def _receivable_bytes() -> int | None:
+    avail = memory.available_bytes()
+    return None if avail is None else max(0, avail - _PARENT_RESERVE_BYTES)
+
+
 class Worker:
     """One worker process. Use as a context manager; ``request`` sends a message and waits."""
 
@@ -74,7 +83,9 @@ class Worker:
     ):
         self.role = role
         self.threads = threads or settings.num_threads()
-        self.memory_bytes = settings.worker_memory_bytes() if memory_bytes is None else memory_bytes
+        wanted = settings.worker_memory_bytes() if memory_bytes is None else memory_bytes
+        # under an inherited RLIMIT_AS, a higher limit cannot be set (setrlimit would fail the spawn)
+        self.memory_bytes = memory.clamp_to_rlimit(wanted) if wanted > 0 else wanted
         self._tmp = tempfile.TemporaryDirectory(prefix=f"karena-{role}-")
         self.log_path = Path(self._tmp.name) / "output.log"
         to_child_r, self._to_child = os.pipe()
@@ -119,10 +130,21 @@ class Worker:
         deadline = time.monotonic() + timeout
         try:
             protocol.send(self._to_child, message)
-            return protocol.recv(self._from_child, deadline)
+            return protocol.recv(self._from_child, deadline, max_bytes=_receivable_bytes())
         except TimeoutError:
             self._kill()
             self.dead = WorkerFailure("timeout", f"timed out after {timeout:.0f} s (killed)")
+        except (protocol.MessageTooLarge, MemoryError) as exc:
+            # the harness process itself must not die of memory: the answer is dropped, not read
+            self._kill()
+            size = (
+                f"{memory.describe_bytes(exc.nbytes)} " if isinstance(exc, protocol.MessageTooLarge) else ""
+            )
+            self.dead = WorkerFailure(
+                "memory",
+                f"answered with {size}more data than this process has memory for (killed); "
+                "lower --max-bytes so the inputs are scaled down",
+            )
         except (protocol.ProtocolError, BrokenPipeError, OSError) as exc:
             self.dead = self._diagnose(exc)
         raise self.dead

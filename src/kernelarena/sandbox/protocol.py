@@ -23,6 +23,14 @@ class ProtocolError(RuntimeError):
     """The peer sent something that is not a well-formed message (or closed the pipe)."""
 
 
+class MessageTooLarge(ProtocolError):
+    """The peer announced a message larger than this process may receive (``max_bytes``)."""
+
+    def __init__(self, nbytes: int, max_bytes: int):
+        super().__init__(f"a message of {nbytes} bytes exceeds the {max_bytes} bytes this process can take")
+        self.nbytes, self.max_bytes = nbytes, max_bytes
+
+
 def _dtype_names() -> dict[str, Any]:
     import torch
 
@@ -45,107 +53,124 @@ def dtypes() -> dict[str, Any]:
 
 
 def encode(obj: Any) -> tuple[Any, list[memoryview]]:
-    """Split ``obj`` into a JSON-able tree and a list of raw buffers (one per tensor)."""
+    """Split ``obj`` into a JSON-able tree and a list of raw buffers (one per tensor).
+
+    The buffers are views of the tensors' memory (no copy for contiguous tensors).
+    """
     buffers: list[memoryview] = []
-
-    def enc(v: Any) -> Any:
-        import torch
-
-        if isinstance(v, torch.Tensor):
-            t = v.detach()
-            if t.device.type != "cpu":
-                t = t.cpu()
-            shape, stride, offset = list(t.shape), list(t.stride()), 0
-            if t.numel() == 0:
-                flat = t.reshape(-1)
-                stride = [1] * len(shape)
-            elif t.is_contiguous():
-                flat = t.reshape(-1)
-                stride = list(t.stride())
-            else:
-                span = 1 + sum((s - 1) * st for s, st in zip(shape, stride, strict=True) if s > 0)
-                flat = torch.as_strided(t, (span,), (1,), t.storage_offset()).clone()
-            flat = flat.contiguous()
-            raw = flat.view(torch.uint8) if flat.element_size() > 0 and flat.numel() else flat
-            buffers.append(memoryview(raw.numpy().data).cast("B") if raw.numel() else memoryview(b""))
-            return {
-                "__tensor__": len(buffers) - 1,
-                "dtype": str(t.dtype).removeprefix("torch."),
-                "shape": shape,
-                "stride": stride,
-                "offset": offset,
-                "type": type(v).__name__,
-            }
-        if isinstance(v, tuple):
-            return {"__tuple__": [enc(x) for x in v]}
-        if isinstance(v, list):
-            return [enc(x) for x in v]
-        if isinstance(v, dict):
-            return {"__dict__": [[enc(k), enc(x)] for k, x in v.items()]}
-        if isinstance(v, bytes):
-            return {"__bytes__": v.hex()}
-        if isinstance(v, float) and v != v:
-            return {"__float__": "nan"}
-        if isinstance(v, float) and v in (float("inf"), float("-inf")):
-            return {"__float__": "inf" if v > 0 else "-inf"}
-        if v is None or isinstance(v, bool | int | float | str):
-            return v
-        # torch.dtype / torch.device and other simple values travel as text
-        return {"__repr__": repr(v), "__pytype__": type(v).__name__}
-
-    return enc(obj), buffers
+    return _enc(obj, buffers), buffers
 
 
-def decode(tree: Any, buffers: list[bytes]) -> Any:
-    """Inverse of ``encode``. Validates everything it reads: the sender may be hostile."""
+# _enc and _dec are module-level on purpose: a recursive closure is a reference cycle, and the cycle
+# kept every buffer of a message (hundreds of MiB) alive until the garbage collector happened to run.
+def _enc(v: Any, buffers: list[memoryview]) -> Any:
     import torch
 
-    table = dtypes()
+    if isinstance(v, torch.Tensor):
+        return _enc_tensor(v, buffers)
+    if isinstance(v, tuple):
+        return {"__tuple__": [_enc(x, buffers) for x in v]}
+    if isinstance(v, list):
+        return [_enc(x, buffers) for x in v]
+    if isinstance(v, dict):
+        return {"__dict__": [[_enc(k, buffers), _enc(x, buffers)] for k, x in v.items()]}
+    if isinstance(v, bytes):
+        return {"__bytes__": v.hex()}
+    if isinstance(v, float) and v != v:
+        return {"__float__": "nan"}
+    if isinstance(v, float) and v in (float("inf"), float("-inf")):
+        return {"__float__": "inf" if v > 0 else "-inf"}
+    if v is None or isinstance(v, bool | int | float | str):
+        return v
+    # torch.dtype / torch.device and other simple values travel as text
+    return {"__repr__": repr(v), "__pytype__": type(v).__name__}
 
-    def dec(v: Any) -> Any:
-        if isinstance(v, list):
-            return [dec(x) for x in v]
-        if not isinstance(v, dict):
-            return v
-        if "__tensor__" in v:
-            idx = v["__tensor__"]
-            if not isinstance(idx, int) or not 0 <= idx < len(buffers):
-                raise ProtocolError("tensor refers to a missing buffer")
-            dtype = table.get(str(v.get("dtype")))
-            if dtype is None:
-                raise ProtocolError(f"unknown dtype {v.get('dtype')!r}")
-            shape, stride = v.get("shape"), v.get("stride")
-            if not (isinstance(shape, list) and isinstance(stride, list) and len(shape) == len(stride)):
-                raise ProtocolError("bad tensor shape/stride")
-            if not all(isinstance(s, int) and s >= 0 for s in shape + stride):
-                raise ProtocolError("bad tensor shape/stride")
-            raw = buffers[idx]
-            itemsize = torch.empty((), dtype=dtype).element_size()
-            if len(raw) % itemsize:
-                raise ProtocolError("buffer size is not a multiple of the element size")
-            flat = torch.frombuffer(bytearray(raw), dtype=dtype) if raw else torch.empty(0, dtype=dtype)
-            numel = 1
-            for s in shape:
-                numel *= s
-            if numel == 0:
-                return torch.empty(shape, dtype=dtype)
-            span = 1 + sum((s - 1) * st for s, st in zip(shape, stride, strict=True) if s > 0)
-            if span > flat.numel():
-                raise ProtocolError("tensor span exceeds its buffer")
-            return torch.as_strided(flat, shape, stride)
-        if "__tuple__" in v:
-            return tuple(dec(x) for x in v["__tuple__"])
-        if "__dict__" in v:
-            return {dec(k): dec(x) for k, x in v["__dict__"]}
-        if "__bytes__" in v:
-            return bytes.fromhex(v["__bytes__"])
-        if "__float__" in v:
-            return float(v["__float__"])
-        if "__repr__" in v:
-            return _Opaque(str(v["__repr__"]), str(v.get("__pytype__", "")))
-        return {k: dec(x) for k, x in v.items()}
 
-    return dec(tree)
+def _enc_tensor(v: Any, buffers: list[memoryview]) -> dict[str, Any]:
+    import torch
+
+    t = v.detach()
+    if t.device.type != "cpu":
+        t = t.cpu()
+    shape, stride, offset = list(t.shape), list(t.stride()), 0
+    if t.numel() == 0:
+        flat = t.reshape(-1)
+        stride = [1] * len(shape)
+    elif t.is_contiguous():
+        flat = t.reshape(-1)
+        stride = list(t.stride())
+    else:
+        span = 1 + sum((s - 1) * st for s, st in zip(shape, stride, strict=True) if s > 0)
+        flat = torch.as_strided(t, (span,), (1,), t.storage_offset()).clone()
+    flat = flat.contiguous()
+    raw = flat.view(torch.uint8) if flat.element_size() > 0 and flat.numel() else flat
+    buffers.append(memoryview(raw.numpy().data).cast("B") if raw.numel() else memoryview(b""))
+    return {
+        "__tensor__": len(buffers) - 1,
+        "dtype": str(t.dtype).removeprefix("torch."),
+        "shape": shape,
+        "stride": stride,
+        "offset": offset,
+        "type": type(v).__name__,
+    }
+
+
+def decode(tree: Any, buffers: list[bytearray]) -> Any:
+    """Inverse of ``encode``. Validates everything it reads: the sender may be hostile.
+
+    Tensors share memory with ``buffers`` (no copy): each buffer is owned by the message.
+    """
+    return _dec(tree, buffers, dtypes())
+
+
+def _dec(v: Any, buffers: list[bytearray], table: dict[str, Any]) -> Any:
+    if isinstance(v, list):
+        return [_dec(x, buffers, table) for x in v]
+    if not isinstance(v, dict):
+        return v
+    if "__tensor__" in v:
+        return _dec_tensor(v, buffers, table)
+    if "__tuple__" in v:
+        return tuple(_dec(x, buffers, table) for x in v["__tuple__"])
+    if "__dict__" in v:
+        return {_dec(k, buffers, table): _dec(x, buffers, table) for k, x in v["__dict__"]}
+    if "__bytes__" in v:
+        return bytes.fromhex(v["__bytes__"])
+    if "__float__" in v:
+        return float(v["__float__"])
+    if "__repr__" in v:
+        return _Opaque(str(v["__repr__"]), str(v.get("__pytype__", "")))
+    return {k: _dec(x, buffers, table) for k, x in v.items()}
+
+
+def _dec_tensor(v: dict[str, Any], buffers: list[bytearray], table: dict[str, Any]) -> Any:
+    import torch
+
+    idx = v["__tensor__"]
+    if not isinstance(idx, int) or not 0 <= idx < len(buffers):
+        raise ProtocolError("tensor refers to a missing buffer")
+    dtype = table.get(str(v.get("dtype")))
+    if dtype is None:
+        raise ProtocolError(f"unknown dtype {v.get('dtype')!r}")
+    shape, stride = v.get("shape"), v.get("stride")
+    if not (isinstance(shape, list) and isinstance(stride, list) and len(shape) == len(stride)):
+        raise ProtocolError("bad tensor shape/stride")
+    if not all(isinstance(s, int) and s >= 0 for s in shape + stride):
+        raise ProtocolError("bad tensor shape/stride")
+    raw = buffers[idx]
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    if len(raw) % itemsize:
+        raise ProtocolError("buffer size is not a multiple of the element size")
+    numel = 1
+    for s in shape:
+        numel *= s
+    if numel == 0:
+        return torch.empty(shape, dtype=dtype)
+    flat = torch.frombuffer(raw, dtype=dtype) if raw else torch.empty(0, dtype=dtype)
+    span = 1 + sum((s - 1) * st for s, st in zip(shape, stride, strict=True) if s > 0)
+    if span > flat.numel():
+        raise ProtocolError("tensor span exceeds its buffer")
+    return torch.as_strided(flat, shape, stride)
 
 
 class _Opaque:
@@ -171,19 +196,26 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[n:]
 
 
-def _read_exact(fd: int, n: int, deadline: float | None = None) -> bytes:
-    chunks, left = [], n
-    while left:
-        if deadline is not None:
-            wait = deadline - time.monotonic()
-            if wait <= 0 or not select.select([fd], [], [], wait)[0]:
-                raise TimeoutError("worker did not answer in time")
-        chunk = os.read(fd, min(left, 1 << 24))
-        if not chunk:
+def _wait(fd: int, deadline: float | None) -> None:
+    if deadline is not None:
+        wait = deadline - time.monotonic()
+        if wait <= 0 or not select.select([fd], [], [], wait)[0]:
+            raise TimeoutError("worker did not answer in time")
+
+
+def _read_exact(fd: int, n: int, deadline: float | None = None) -> bytearray:
+    """Read ``n`` bytes straight into one buffer: no chunk list, no joined copy."""
+    buf = bytearray(n)
+    view = memoryview(buf)
+    pos = 0
+    while pos < n:
+        _wait(fd, deadline)
+        got = os.readv(fd, [view[pos : min(n, pos + (1 << 24))]])
+        if not got:
             raise ProtocolError("peer closed the pipe")
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
+        pos += got
+    view.release()
+    return buf
 
 
 def send(fd: int, message: dict[str, Any]) -> None:
@@ -194,8 +226,11 @@ def send(fd: int, message: dict[str, Any]) -> None:
         _write_all(fd, b)
 
 
-def recv(fd: int, deadline: float | None = None) -> dict[str, Any]:
-    """Read one message; ``deadline`` (time.monotonic) bounds the whole read, chunk by chunk."""
+def recv(fd: int, deadline: float | None = None, max_bytes: int | None = None) -> dict[str, Any]:
+    """Read one message; ``deadline`` (time.monotonic) bounds the whole read, chunk by chunk.
+
+    ``max_bytes`` bounds the buffers' total, checked before any is allocated (MessageTooLarge).
+    """
     (size,) = _LEN.unpack(_read_exact(fd, _LEN.size, deadline))
     if size > MAX_HEADER_BYTES:
         raise ProtocolError(f"header of {size} bytes is too large")
@@ -208,6 +243,8 @@ def recv(fd: int, deadline: float | None = None) -> dict[str, Any]:
         isinstance(s, int) and 0 <= s <= MAX_BUFFER_BYTES for s in sizes
     ):
         raise ProtocolError("malformed buffer sizes")
+    if max_bytes is not None and sum(sizes) > max_bytes:
+        raise MessageTooLarge(sum(sizes), max_bytes)
     buffers = [_read_exact(fd, s, deadline) for s in sizes]
     message = decode(header["tree"], buffers)
     if not isinstance(message, dict):

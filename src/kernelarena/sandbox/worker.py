@@ -63,7 +63,7 @@ def _digest(tensors: list[Any]) -> str:
         c = t.detach().contiguous()
         h.update(str((tuple(c.shape), str(c.dtype))).encode())
         if c.numel():
-            h.update(c.view(-1).view(dtype=__import__("torch").uint8).numpy().tobytes())
+            h.update(c.view(-1).view(dtype=__import__("torch").uint8).numpy())  # no bytes copy
     return h.hexdigest()
 
 
@@ -166,6 +166,23 @@ def _tracer(ops: dict[str, int]) -> Any:
 # --- reference role --------------------------------------------------------------------------
 
 
+def _float64_copies(inputs: list[Any]) -> list[Any]:
+    """Inputs for the float64 reference: one private copy each (a model may write its inputs).
+
+    ``double()`` of a float32 tensor already is a copy; only float64 and integer tensors are cloned.
+    """
+    import torch
+
+    out = []
+    for x in inputs:
+        if isinstance(x, torch.Tensor):
+            y = x.double() if x.is_floating_point() else x
+            out.append(y.clone() if y is x else y)
+        else:
+            out.append(x)
+    return out
+
+
 def op_make_case(msg: dict[str, Any]) -> dict[str, Any]:
     """Build the model and inputs of one case; compute the float64 and native reference outputs."""
     import copy
@@ -202,9 +219,8 @@ def op_make_case(msg: dict[str, Any]) -> dict[str, Any]:
     if msg.get("float64", True):
         try:
             m64 = copy.deepcopy(model).double()
-            x64 = [x.double() if isinstance(x, torch.Tensor) and x.is_floating_point() else x for x in inputs]
             with torch.no_grad():
-                ref = m64(*[x.clone() if isinstance(x, torch.Tensor) else x for x in x64])
+                ref = m64(*_float64_copies(inputs))
             reply["reference"], reply["reference_dtype"] = ref, "float64"
         except Exception as exc:  # some ops have no float64 kernel: fall back to native, say so
             reply["reference_note"] = f"float64 reference failed ({type(exc).__name__}: {exc}); native used"
@@ -542,10 +558,7 @@ def op_reference_for(msg: dict[str, Any]) -> dict[str, Any]:
         reference = None
         if msg.get("float64", True):
             try:
-                x64 = [
-                    x.double() if isinstance(x, torch.Tensor) and x.is_floating_point() else x for x in inputs
-                ]
-                reference = copy.deepcopy(model).double()(*x64)
+                reference = copy.deepcopy(model).double()(*_float64_copies(inputs))
             except Exception:
                 reference = None
     return {"native": native, "reference": reference}
@@ -619,6 +632,8 @@ def main(argv: list[str]) -> int:
         except Exception as exc:  # an unencodable output is the candidate's fault
             protocol.send(fd_out, {"error": f"could not send the result: {type(exc).__name__}: {exc}",
                                    "kind": "solution"})  # fmt: skip
+        # one message in memory at a time: the last request and reply go before the next arrives
+        msg = reply = {}
 
 
 if __name__ == "__main__":

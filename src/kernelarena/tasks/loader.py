@@ -99,11 +99,15 @@ def resolve_task(ref: str | Path) -> Path:
 
 
 def _size_globals(module: types.ModuleType) -> dict[str, int]:
-    """Module-level integers that look like sizes (lowercase names, value >= 2, not bool)."""
+    """Module-level integers that look like sizes (value >= 2, not bool): lowercase names, and the
+    short uppercase ones matrix tasks use (``M``, ``N``, ``K``)."""
     return {
         k: v
         for k, v in vars(module).items()
-        if type(v) is int and v >= 2 and not k.startswith("_") and k.islower()
+        if type(v) is int
+        and v >= 2
+        and not k.startswith("_")
+        and (k.islower() or (k.isupper() and len(k) <= 2))
     }
 
 
@@ -136,42 +140,108 @@ def input_bytes(path: Path, overrides: dict[str, Any]) -> int | None:
         sys.modules.pop(getattr(locals().get("module"), "__name__", ""), None)
 
 
-def scale_to_fit(path: Path, overrides: dict[str, Any], max_bytes: int) -> tuple[dict[str, Any], str | None]:
-    """Shrink the size globals proportionally until the inputs fit ``max_bytes``.
+def footprint_bytes(path: Path, overrides: dict[str, Any]) -> tuple[int | None, bool]:
+    """Bytes of one case's inputs, parameters and outputs, on the meta device (nothing allocated).
 
-    Returns the new overrides and a note saying what was done (None when nothing was needed).
+    Returns (bytes, whether the model ran on meta). A model that cannot run on meta counts its
+    inputs only; (None, False) when not even ``get_inputs`` runs there.
     """
-    size = input_bytes(path, overrides)
+    import torch
+
+    module = None
+    try:
+        module = exec_task_module(path, overrides)
+        with torch.device("meta"):
+            inputs = module.get_inputs()
+        in_bytes = _tensor_bytes(inputs)
+        try:
+            with torch.device("meta"), torch.no_grad():
+                init = module.get_init_inputs()
+                model = module.Model(*(init if isinstance(init, list | tuple) else [init]))
+                out = model(*(inputs if isinstance(inputs, list | tuple) else [inputs]))
+            params = _tensor_bytes(list(model.state_dict().values())) if hasattr(model, "state_dict") else 0
+            return in_bytes + params + _tensor_bytes(out), True
+        except Exception:  # data-dependent or meta-less ops: the inputs still bound the case
+            return in_bytes, False
+    except Exception as exc:  # a task that cannot run on meta simply is not scaled
+        log.debug("footprint_bytes(%s, %s) failed: %s", path, overrides, exc)
+        return None, False
+    finally:
+        if module is not None:
+            sys.modules.pop(module.__name__, None)
+
+
+def _tensor_bytes(value: Any) -> int:
+    return sum(t.numel() * t.element_size() for t in _walk_tensors(value))
+
+
+def largest_case_bytes(task: Task) -> int:
+    """Inputs + parameters + outputs of the task's largest variant (0 when meta cannot tell)."""
+    return max((footprint_bytes(task.path, v.overrides)[0] or 0 for v in task.variants), default=0)
+
+
+def _batch_like(name: str) -> bool:
+    return "batch" in name.lower() or name in ("b", "bs", "B", "n_seq", "num_seqs")
+
+
+def scale_to_fit(path: Path, overrides: dict[str, Any], max_bytes: int) -> tuple[dict[str, Any], str | None]:
+    """Shrink size globals until inputs, parameters and outputs fit ``max_bytes``.
+
+    The batch-like globals alone are tried first (they keep every other dimension, so the task
+    stays valid); then all size globals that change the footprint, proportionally. A shrunken
+    shape must still run on the meta device when the original did. Returns the new overrides and
+    a note saying what was done (None when nothing was needed).
+    """
+    size, ran = footprint_bytes(path, overrides)
     if size is None or size <= max_bytes:
         return overrides, None
     module = exec_task_module(path, overrides)
     sizes = _size_globals(module)
     sys.modules.pop(module.__name__, None)
-    # Only the globals that actually change the input size are scaled.
-    relevant = {}
+    relevant = {}  # only the globals that actually change the footprint are scaled
     for k, v in sizes.items():
-        probe = input_bytes(path, {**overrides, k: v * 2})
+        probe, _ = footprint_bytes(path, {**overrides, k: v * 2})
         if probe is not None and probe != size:
             relevant[k] = v
     if not relevant:
         return (
             overrides,
-            f"inputs are {size / 2**20:.0f} MiB (> {max_bytes / 2**20:.0f} MiB) but no size global found to scale",
+            f"a case is {size / 2**20:.0f} MiB (> {max_bytes / 2**20:.0f} MiB) but no size global found to scale",
         )
-    current = dict(relevant)
-    new_size = size
-    for _ in range(40):
-        factor = (max_bytes / new_size) ** (1.0 / len(current)) * 0.97
-        current = {k: max(1, int(v * factor)) for k, v in current.items()}
-        new_size = input_bytes(path, {**overrides, **current}) or 0
-        if new_size <= max_bytes:
+    batch = {k: v for k, v in relevant.items() if _batch_like(k)}
+    groups = [g for g in (batch, relevant) if g]
+    result = None
+    for group in groups:
+        current, new_size = _shrink(path, overrides, group, size, max_bytes)
+        valid = not ran or footprint_bytes(path, {**overrides, **current})[1]
+        result = (current, new_size, group)
+        if new_size <= max_bytes and valid:
             break
+    assert result is not None
+    current, new_size, group = result
     scaled = {**overrides, **current}
     note = (
-        f"scaled {', '.join(f'{k} {relevant[k]}->{current[k]}' for k in relevant)} so the inputs fit "
-        f"{max_bytes / 2**20:.0f} MiB ({size / 2**20:.1f} -> {new_size / 2**20:.1f} MiB)"
+        f"scaled {', '.join(f'{k} {group[k]}->{current[k]}' for k in group if group[k] != current[k])} so a case fits "
+        f"{max_bytes / 2**20:.0f} MiB (inputs, parameters and outputs: {size / 2**20:.1f} -> {new_size / 2**20:.1f} MiB)"
     )
     return scaled, note
+
+
+def _shrink(
+    path: Path, overrides: dict[str, Any], group: dict[str, int], size: int, max_bytes: int
+) -> tuple[dict[str, int], int]:
+    """Halve the largest global of ``group`` until the case fits: small dimensions (a matmul's
+    small K, a head size) keep their value as long as larger ones can give."""
+    current, new_size = dict(group), size
+    for _ in range(200):
+        k = max(current, key=lambda name: current[name])
+        if current[k] <= 1:
+            break
+        current[k] = max(1, current[k] // 2 | (current[k] & 1 if current[k] > 3 else 0))
+        new_size = footprint_bytes(path, {**overrides, **current})[0] or 0
+        if new_size <= max_bytes:
+            break
+    return current, new_size
 
 
 def _independent_sizes(path: Path, module: types.ModuleType) -> dict[str, int]:

@@ -27,7 +27,9 @@ def _like(native: Any, fill: str, inputs: list[Any]) -> Any:
     if fill == "mean":
         if native.numel() <= 1:  # the mean of one value is that value: not a trivial answer
             return None
-        return torch.full_like(native, native.double().mean().item() if native.is_floating_point() else 0)
+        # mean(dtype=float64) accumulates in float64 without a float64 copy of the output
+        mean = native.mean(dtype=torch.float64).item() if native.is_floating_point() else 0
+        return torch.full_like(native, mean)
     if fill == "passthrough":
         for x in inputs:
             if isinstance(x, torch.Tensor) and x.shape == native.shape and x.dtype == native.dtype:

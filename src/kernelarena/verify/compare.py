@@ -9,6 +9,8 @@ itself achieves, not to an arbitrary constant, and cannot compute in a lower pre
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,64 +125,122 @@ def _compare_tensor(path: str, o: Any, r: Any, n: Any, atol: float | None, rtol:
                 f"first at {list(idx)}: got {o[idx].item()}, expected {n[idx].item()})",
             )
         return Comparison(True, max_abs_err=0.0, max_rel_err=0.0, tolerance="exact")
-    o64, r64 = o.double(), r.double()
-    # non-finite values only where the reference has them, and the same ones
-    all_finite = _all_finite(r64)
-    r_fin = torch.isfinite(r64) if not all_finite else None
-    if not all_finite or not _all_finite(o64):
-        r_fin = torch.isfinite(r64)
-        o_fin = torch.isfinite(o64)
-        mismatch = (r_fin != o_fin) | (~r_fin & ~((o64 == r64) | (o64.isnan() & r64.isnan())))
-        if bool(mismatch.any()):
-            count = int(mismatch.sum())
-            idx = tuple(int(i) for i in mismatch.nonzero()[0])
-            return Comparison(
-                False,
-                f"{path}: {count} non-finite value(s) where the reference differs "
-                f"(first at {list(idx)}: got {o64[idx].item()}, expected {r64[idx].item()})",
-            )
     a_def, r_def = DEFAULT_TOLERANCES.get(str(n.dtype), (1e-5, 1e-4))
     atol_v = a_def if atol is None else atol
     rtol_v = r_def if rtol is None else rtol
-    if all_finite:  # the common case: no masked copies
-        rf, of = r64.reshape(-1), o64.reshape(-1)
-        nf = n.reshape(-1) if r is not n else None
-    else:
-        assert r_fin is not None
-        rf, of = r64[r_fin], o64[r_fin]
-        nf = n[r_fin] if r is not n else None
-    if rf.numel() == 0:
+    of, rf = o.reshape(-1), r.reshape(-1)
+    nf = n.reshape(-1) if r is not n else None
+    stats = _first_pass(of, rf, nf)
+    if stats.mismatch_count:
+        where = _unravel(stats.mismatch_at, o.shape)
+        return Comparison(
+            False,
+            f"{path}: {stats.mismatch_count} non-finite value(s) where the reference differs "
+            f"(first at {where}: got {stats.mismatch_got}, expected {stats.mismatch_expected})",
+        )
+    if stats.finite == 0:
         return Comparison(True, max_abs_err=0.0, max_rel_err=0.0)
-    scale = float(torch.linalg.vector_norm(rf)) / rf.numel() ** 0.5 or 1.0
-    lib_err = float((nf.double() - rf).abs_().max()) / scale if nf is not None else 0.0
+    scale = math.sqrt(stats.sum_sq / stats.finite) or 1.0
+    lib_err = stats.lib_abs_err / scale
     atol_eff = max(atol_v, LIBRARY_ERROR_FACTOR * lib_err)
-    allowed = rf.abs().mul_(rtol_v).add_(atol_eff * scale)
-    err = (of - rf).abs_()
-    ratio = err / allowed
-    worst = float(ratio.max())
     tol = f"atol {atol_eff:.2g} x rms {scale:.3g} + rtol {rtol_v:.2g}"
     if lib_err * LIBRARY_ERROR_FACTOR > atol_v:
         tol += f" (atol widened to 4x torch's own error {lib_err:.2g})"
-    if worst > 1.0:
-        bad = ratio > 1.0
-        count = int(bad.sum())
-        flat_pos = int(ratio.argmax())
-        full_idx = r_fin.reshape(-1).nonzero()[flat_pos] if r_fin is not None else flat_pos
-        where = [int(i) for i in torch.unravel_index(torch.as_tensor(int(full_idx)), tuple(o.shape))]
+    worst = _second_pass(of, rf, atol_eff * scale, rtol_v)
+    if worst.ratio > 1.0:
+        where = _unravel(worst.at, o.shape)
         return Comparison(
             False,
-            f"{path}: {count} of {o.numel()} elements outside tolerance (worst at {where}: got "
-            f"{of[int(ratio.argmax())].item():.6g}, expected {rf[int(ratio.argmax())].item():.6g}; "
-            f"max abs err {float(err.max()):.3g}; tolerance {tol})",
-            float(err.max()),
-            worst,
+            f"{path}: {worst.count} of {o.numel()} elements outside tolerance (worst at {where}: got "
+            f"{worst.got:.6g}, expected {worst.expected:.6g}; max abs err {worst.max_err:.3g}; tolerance {tol})",
+            worst.max_err,
+            worst.ratio,
             tol,
         )
-    return Comparison(True, None, float(err.max()), worst, tol)
+    return Comparison(True, None, worst.max_err, worst.ratio, tol)
 
 
-def _all_finite(x: Any) -> bool:
-    """One reduction instead of an isfinite mask: max |x| is NaN or inf exactly when some x is."""
-    import math
+# Elements per chunk of the float64 comparison: the temporaries stay a few MiB whatever the output
+# size, instead of several float64 copies of the whole output.
+CHUNK_ELEMENTS = 1 << 20
 
-    return x.numel() == 0 or math.isfinite(float(x.abs().amax()))
+
+def _chunks(numel: int) -> Iterator[tuple[int, int]]:
+    for s in range(0, numel, CHUNK_ELEMENTS):
+        yield s, min(numel, s + CHUNK_ELEMENTS)
+
+
+def _unravel(flat_index: int, shape: Any) -> list[int]:
+    import torch
+
+    return [int(i) for i in torch.unravel_index(torch.as_tensor(int(flat_index)), tuple(shape))]
+
+
+@dataclass
+class _FirstPass:
+    """Non-finite agreement, the reference's sum of squares and torch's own error, in one pass."""
+
+    finite: int = 0
+    sum_sq: float = 0.0
+    lib_abs_err: float = 0.0
+    mismatch_count: int = 0
+    mismatch_at: int = 0
+    mismatch_got: float = 0.0
+    mismatch_expected: float = 0.0
+
+
+def _first_pass(of: Any, rf: Any, nf: Any) -> _FirstPass:
+    import torch
+
+    st = _FirstPass()
+    for s, e in _chunks(rf.numel()):
+        oc, rc = of[s:e].double(), rf[s:e].double()
+        r_fin, o_fin = torch.isfinite(rc), torch.isfinite(oc)
+        all_finite = bool(r_fin.all()) and bool(o_fin.all())
+        if not all_finite:
+            # non-finite values only where the reference has them, and the same ones
+            same = (oc == rc) | (oc.isnan() & rc.isnan())
+            mismatch = (r_fin != o_fin) | (~r_fin & ~same)
+            count = int(mismatch.sum())
+            if count and not st.mismatch_count:
+                i = int(mismatch.nonzero()[0, 0])
+                st.mismatch_at, st.mismatch_got, st.mismatch_expected = s + i, oc[i].item(), rc[i].item()
+            st.mismatch_count += count
+        rk = rc if bool(r_fin.all()) else rc[r_fin]
+        st.finite += rk.numel()
+        st.sum_sq += float(rk.square().sum())
+        if nf is not None and rk.numel():
+            nk = nf[s:e].double()
+            diff = (nk - rc).abs_() if rk is rc else (nk[r_fin] - rk).abs_()
+            st.lib_abs_err = max(st.lib_abs_err, float(diff.max()))
+    return st
+
+
+@dataclass
+class _Worst:
+    ratio: float = 0.0  # max |err| / allowed: <= 1 passes
+    at: int = 0
+    got: float = 0.0
+    expected: float = 0.0
+    max_err: float = 0.0
+    count: int = 0  # elements outside tolerance
+
+
+def _second_pass(of: Any, rf: Any, atol_abs: float, rtol: float) -> _Worst:
+    import torch
+
+    w = _Worst()
+    for s, e in _chunks(rf.numel()):
+        oc, rc = of[s:e].double(), rf[s:e].double()
+        err = (oc - rc).abs_()
+        ratio = err / rc.abs().mul_(rtol).add_(atol_abs)
+        fin = torch.isfinite(rc)
+        if not bool(fin.all()):  # positions where the reference is not finite were judged above
+            ratio.masked_fill_(~fin, 0.0)
+            err.masked_fill_(~fin, 0.0)
+        w.count += int((ratio > 1.0).sum())
+        w.max_err = max(w.max_err, float(err.max()))
+        i = int(ratio.argmax())
+        if s == 0 or float(ratio[i]) > w.ratio:
+            w.ratio, w.at, w.got, w.expected = float(ratio[i]), s + i, oc[i].item(), rc[i].item()
+    return w

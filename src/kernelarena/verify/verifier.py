@@ -25,6 +25,8 @@ from kernelarena.verify.policy import disallowed
 
 log = logging.getLogger(__name__)
 
+PREFILL_MAX_BYTES = 64 << 20
+
 
 @dataclass(frozen=True)
 class CasePlan:
@@ -161,7 +163,12 @@ def verify(
     first_of_variant: set[int] = set()
     threads: list[int] = []
     n_run = 0
+    case: dict[str, Any] = {}
+    out: dict[str, Any] = {}
+    reference: Any = None
     for plan in plans:
+        # the previous case's arrays go before the next case arrives: one case in memory at a time
+        case, out, reference = {}, {}, None
         vi = plan.variant.index
         if vi in failed_variants or vi in dropped:
             continue
@@ -183,7 +190,9 @@ def verify(
         first = vi not in first_of_variant
         first_of_variant.add(vi)
         patterns = [0xFF, 0x3C] if (first and options.repeat_determinism) else [0xA5]
-        prefill = max(1 << 20, 2 * _nbytes(case["native"]))
+        # Freed blocks above the workers' mmap threshold (32 MiB) go back to the OS, so a larger
+        # prefill never reaches the candidate's allocations: it would only cost memory.
+        prefill = min(PREFILL_MAX_BYTES, max(1 << 20, 2 * _nbytes(case["native"])))
         try:
             out = cand.request(
                 {
@@ -192,7 +201,7 @@ def verify(
                     "state_dict": case["state_dict"],
                     "inputs": case["inputs"],
                     "trace": first,
-                    "prefill_bytes": min(prefill, 1 << 30),
+                    "prefill_bytes": prefill,
                     "prefill_patterns": patterns,
                     "in_place": task.in_place,
                 },
