@@ -1,0 +1,30 @@
+"""Build flags of the solutions that use the shared GEMM core (``#include "karena/gemm.h"``).
+
+``KARENA_CPU_ISA`` forces a lower SIMD path than the machine's (avx2, generic) so each path can be
+verified here; the header picks its register tile from the compiler's ISA macros.
+"""
+
+from __future__ import annotations
+
+from kernelarena import settings
+from kernelarena.backends.c import DEFAULT_FLAGS
+
+# -mno-avx512f also drops every AVX-512 extension; -mno-avx drops AVX2, FMA and AVX-512.
+_ISA_FLAGS: dict[str, tuple[str, ...]] = {
+    "native": (),
+    "avx512": (),
+    "avx2": ("-mno-avx512f",),
+    "generic": ("-mno-avx",),
+}
+
+
+def isa_flags() -> tuple[str, ...]:
+    isa = settings.gemm_cpu_isa()
+    if isa not in _ISA_FLAGS:
+        raise ValueError(f"KARENA_CPU_ISA={isa!r}: expected one of {', '.join(_ISA_FLAGS)}")
+    return _ISA_FLAGS[isa]
+
+
+# PyTorch's own floating-point contract (it is built with -fno-math-errno -fno-trapping-math): lets gcc
+# vectorize epilogues with sqrtf and selects; results, inf and nan are unchanged.
+FLAGS: tuple[str, ...] = (*DEFAULT_FLAGS, "-fno-math-errno", "-fno-trapping-math", *isa_flags())
