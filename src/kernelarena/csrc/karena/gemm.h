@@ -41,8 +41,12 @@
 #define KG_ISA "generic"
 #endif
 #define KG_NR (2 * KG_VW)
-#ifndef KG_KC
+#ifndef KG_KC /* K depth of a packed block: B micro-panel (KC x NR) plus A micro-panel near L1 size */
+#if KG_VW == 8
+#define KG_KC 384
+#else
 #define KG_KC 256
+#endif
 #endif
 #ifndef KG_MC
 #define KG_MC 96 /* a multiple of 12 and 6 */
@@ -160,7 +164,7 @@ static inline void kg_pack_rows_t(const float* src, long sm, long nrow, long kn,
 
 /* t[m, :] += sum_k panel[k][i] * At_m[k0 + k, :] for the rows of one packed KG_MR-row panel (read
    from L1 right after packing): KG_MR independent accumulators per vector of ranks. */
-static void kg_lowrank_accum(const float* panel, long rows, long m_base, long k0, long kmain,
+static inline void kg_lowrank_accum(const float* panel, long rows, long m_base, long k0, long kmain,
                              const kg_lowrank* lr) {
   const long r = lr->r;
   const float* at[KG_MR];
@@ -198,7 +202,7 @@ static void kg_lowrank_accum(const float* panel, long rows, long m_base, long k0
 }
 
 /* Pack rows [m0, m0+mc) x k in [k0, k0+kc) into R-row micro-panels laid out [kc][R], zero padded. */
-static void kg_pack(const kg_operand* o, long m0, long mc, long k0, long kc, long R, float* dst,
+static inline void kg_pack(const kg_operand* o, long m0, long mc, long k0, long kc, long R, float* dst,
                     const kg_lowrank* lr) {
   long kmain = o->k_main - k0;
   if (kmain > kc) kmain = kc;
@@ -268,11 +272,28 @@ static inline void kg_ukernel(long kc, const float* restrict a, const float* res
   }
 }
 
-/* This thread's share of C[0..M) x [n_lo, n_hi) = A (M x Kt) . B^T, then epi (if any) on every
-   finished tile. K is split into near-equal blocks; a tail of at most KC/4 (e.g. LoRA's rank
-   columns) is folded into the other blocks instead of costing one more pass over C. */
-static void kg_gemm_thread(long M, long n_lo, long n_hi, long Kt, const kg_operand* A, const kg_operand* B,
-                           float* C, long ldc, kg_lowrank* lr, kg_epilogue epi, const void* ctx) {
+/* Depth of the K blocks for a K of Kt: near-equal blocks of at most KG_KC, except that a tail of
+   at most KC/4 (e.g. LoRA's rank columns) is folded into the others (blocks up to KG_KCMAX)
+   instead of costing one more pass over C. */
+static inline long kg_kblock(long Kt) {
+  long nkb = (Kt + KG_KC - 1) / KG_KC;
+  if (nkb > 1 && Kt - (nkb - 1) * KG_KC <= KG_KC / 4) --nkb;
+  return nkb > 0 ? (Kt + nkb - 1) / nkb : 1;
+}
+
+/* Floats of a pre-packed B for n rows and Kt columns (see kg_prepack_b). */
+static inline long kg_prepacked_floats(long n, long Kt) { return ((n + KG_NR - 1) / KG_NR) * KG_NR * Kt; }
+
+/* Pack all of B's rows [0, n) once, K block after K block (block at pc starts at pc * npad), for
+   callers that run many GEMMs against the same B (e.g. one per vocabulary chunk). */
+static inline void kg_prepack_b(const kg_operand* B, long n, long Kt, float* dst) {
+  const long kb = kg_kblock(Kt), npad = ((n + KG_NR - 1) / KG_NR) * KG_NR;
+  for (long pc = 0; pc < Kt; pc += kb) kg_pack(B, 0, n, pc, Kt - pc < kb ? Kt - pc : kb, KG_NR, dst + pc * npad, NULL);
+}
+
+/* The loop nest; pbp (or NULL) is B pre-packed by kg_prepack_b for columns [n_lo, n_hi). */
+static inline void kg_gemm_core(long M, long n_lo, long n_hi, long Kt, const kg_operand* A, const kg_operand* B,
+                         const float* pbp, float* C, long ldc, kg_lowrank* lr, kg_epilogue epi, const void* ctx) {
   if (M <= 0 || n_hi <= n_lo) return;
   float tile[KG_MR * KG_NR] __attribute__((aligned(64)));
   if (Kt <= 0) { /* empty sum: the epilogue still sees the (zero) tiles */
@@ -285,19 +306,19 @@ static void kg_gemm_thread(long M, long n_lo, long n_hi, long Kt, const kg_opera
       }
     return;
   }
-  long nkb = (Kt + KG_KC - 1) / KG_KC;
-  if (nkb > 1 && Kt - (nkb - 1) * KG_KC <= KG_KC / 4) --nkb;
-  const long kb = (Kt + nkb - 1) / nkb; /* <= KG_KCMAX */
-  const long ncap = n_hi - n_lo < KG_NC ? ((n_hi - n_lo + KG_NR - 1) / KG_NR) * KG_NR : KG_NC;
-  float* pb = (float*)aligned_alloc(64, sizeof(float) * KG_KCMAX * ncap);
+  const long kb = kg_kblock(Kt);
+  const long ncb = pbp ? n_hi - n_lo : KG_NC; /* a pre-packed B is one column block */
+  const long npad = ((n_hi - n_lo + KG_NR - 1) / KG_NR) * KG_NR;
+  float* pb = pbp ? NULL : (float*)aligned_alloc(64, sizeof(float) * KG_KCMAX * (npad < KG_NC ? npad : KG_NC));
   float* pa = (float*)aligned_alloc(64, sizeof(float) * KG_KCMAX * (KG_MC + KG_MR));
-  for (long jc = n_lo; jc < n_hi; jc += KG_NC) {
-    const long nc = n_hi - jc < KG_NC ? n_hi - jc : KG_NC;
+  for (long jc = n_lo; jc < n_hi; jc += ncb) {
+    const long nc = n_hi - jc < ncb ? n_hi - jc : ncb;
     if (lr) lr->compute = (jc == n_lo);
     for (long pc = 0; pc < Kt; pc += kb) {
       const long kc = Kt - pc < kb ? Kt - pc : kb;
       const int last = pc + kc >= Kt, fin = last && epi;
-      kg_pack(B, jc, nc, pc, kc, KG_NR, pb, NULL);
+      const float* bblk = pbp ? pbp + pc * npad : pb;
+      if (!pbp) kg_pack(B, jc, nc, pc, kc, KG_NR, pb, NULL);
       for (long ic = 0; ic < M; ic += KG_MC) {
         const long mc = M - ic < KG_MC ? M - ic : KG_MC;
         kg_pack(A, ic, mc, pc, kc, KG_MR, pa, lr);
@@ -311,11 +332,11 @@ static void kg_gemm_thread(long M, long n_lo, long n_hi, long Kt, const kg_opera
             const long mr = mc - ir < KG_MR ? mc - ir : KG_MR, nr = nc - jr < KG_NR ? nc - jr : KG_NR;
             float* c = C + (ic + ir) * ldc + jc + jr;
             if (mr == KG_MR && nr == KG_NR && !fin) {
-              kg_ukernel(kc, pa + ir * kc, pb + jr * kc, c, ldc, pc > 0);
+              kg_ukernel(kc, pa + ir * kc, bblk + jr * kc, c, ldc, pc > 0);
             } else { /* edge or final tile: through the tile buffer */
               if (pc > 0)
                 for (long i = 0; i < mr; ++i) memcpy(tile + i * KG_NR, c + i * ldc, sizeof(float) * nr);
-              kg_ukernel(kc, pa + ir * kc, pb + jr * kc, tile, KG_NR, pc > 0);
+              kg_ukernel(kc, pa + ir * kc, bblk + jr * kc, tile, KG_NR, pc > 0);
               if (fin)
                 epi(tile, c, ldc, ic + ir, jc + jr, mr, nr, ctx);
               else
@@ -327,6 +348,13 @@ static void kg_gemm_thread(long M, long n_lo, long n_hi, long Kt, const kg_opera
   }
   free(pa);
   free(pb);
+}
+
+/* This thread's share of C[0..M) x [n_lo, n_hi) = A (M x Kt) . B^T, then epi (if any) on every
+   finished tile (C holds partial sums between K blocks; an epilogue may write elsewhere). */
+static inline void kg_gemm_thread(long M, long n_lo, long n_hi, long Kt, const kg_operand* A, const kg_operand* B,
+                           float* C, long ldc, kg_lowrank* lr, kg_epilogue epi, const void* ctx) {
+  kg_gemm_core(M, n_lo, n_hi, Kt, A, B, NULL, C, ldc, lr, epi, ctx);
 }
 
 /* Column range [lo, hi) of thread t of T, in whole KG_NR tiles. */
@@ -346,7 +374,7 @@ static inline void kg_split_rows(long M, int t, int T, long* lo, long* hi) {
 }
 
 typedef struct { kg_epilogue epi; const void* ctx; long m_off; } kg_shift_t;
-static void kg_shift_epi(const float* acc, float* c, long ldc, long m0, long n0, long mr, long nr,
+static inline void kg_shift_epi(const float* acc, float* c, long ldc, long m0, long n0, long mr, long nr,
                          const void* ctx) {
   const kg_shift_t* s = (const kg_shift_t*)ctx;
   s->epi(acc, c, ldc, m0 + s->m_off, n0, mr, nr, s->ctx);
@@ -354,7 +382,7 @@ static void kg_shift_epi(const float* acc, float* c, long ldc, long m0, long n0,
 
 /* C[M, N] = A . B^T over all OpenMP threads (columns split when N is wide, rows otherwise); the
    epilogue's m0 is the row in C. */
-static void kg_sgemm(long M, long N, long K, const kg_operand* A, const kg_operand* B, float* C, long ldc,
+static inline void kg_sgemm(long M, long N, long K, const kg_operand* A, const kg_operand* B, float* C, long ldc,
                      kg_epilogue epi, const void* ctx) {
   if (M <= 0 || N <= 0) return;
   const int T = omp_get_max_threads();
