@@ -425,4 +425,34 @@ static inline void kg_stream_fence(void) {
 #endif
 }
 
+/* ---- epilogue helpers: vector select/max and exp on kg_vf (for activations, log-sum-exp) ---- */
+typedef int kg_vi __attribute__((vector_size(KG_VW * 4)));
+
+static inline kg_vf kg_sel(kg_vi m, kg_vf a, kg_vf b) { return (kg_vf)((m & (kg_vi)a) | (~m & (kg_vi)b)); }
+static inline kg_vf kg_max(kg_vf a, kg_vf b) { return kg_sel(a > b, a, b); }
+
+/* exp(x), |rel err| < 2 ulp on [-87, 88], clamped outside (Cody-Waite reduction, degree-6
+   polynomial, 2^n through the exponent bits) */
+static inline kg_vf kg_exp(kg_vf x) {
+  const kg_vf lo = (kg_vf){0} - 87.0f, hi = (kg_vf){0} + 88.0f;
+  x = kg_max(x, lo);
+  x = kg_sel(x > hi, hi, x);
+  const kg_vf big = (kg_vf){0} + 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+  const kg_vf n = (x * 1.44269504088896341f + big) - big;
+  kg_vf r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  kg_vf y = (kg_vf){0} + 1.9875691500e-4f;
+  y = y * r + 1.3981999507e-3f;
+  y = y * r + 8.3334519073e-3f;
+  y = y * r + 4.1665795894e-2f;
+  y = y * r + 1.6666665459e-1f;
+  y = y * r + 5.0000001201e-1f;
+  y = y * (r * r) + (r + 1.0f);
+  const kg_vi e = (__builtin_convertvector(n, kg_vi) + 127) << 23;
+  return y * (kg_vf)e;
+}
+
+/* silu(g) * u = g / (1 + exp(-g)) * u */
+static inline kg_vf kg_silu_mul(kg_vf g, kg_vf u) { return g / (1.0f + kg_exp(-g)) * u; }
+
 #endif /* KARENA_GEMM_H */

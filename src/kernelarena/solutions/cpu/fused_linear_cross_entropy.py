@@ -21,31 +21,6 @@ _SRC = r"""
 #include <math.h>
 #include "karena/gemm.h"
 
-typedef int ce_vi __attribute__((vector_size(KG_VW * 4)));
-
-static inline kg_vf ce_sel(ce_vi m, kg_vf a, kg_vf b) { return (kg_vf)((m & (ce_vi)a) | (~m & (ce_vi)b)); }
-static inline kg_vf ce_max(kg_vf a, kg_vf b) { return ce_sel(a > b, a, b); }
-
-/* exp(x), |rel err| < 2 ulp on [-87, 88] (Cody-Waite reduction, degree-6 polynomial, exponent bits) */
-static inline kg_vf ce_exp(kg_vf x) {
-  const kg_vf lo = (kg_vf){0} - 87.0f, hi = (kg_vf){0} + 88.0f;
-  x = ce_max(x, lo);
-  x = ce_sel(x > hi, hi, x);
-  const kg_vf big = (kg_vf){0} + 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-  const kg_vf n = (x * 1.44269504088896341f + big) - big;
-  kg_vf r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  kg_vf y = (kg_vf){0} + 1.9875691500e-4f;
-  y = y * r + 1.3981999507e-3f;
-  y = y * r + 8.3334519073e-3f;
-  y = y * r + 4.1665795894e-2f;
-  y = y * r + 1.6666665459e-1f;
-  y = y * r + 5.0000001201e-1f;
-  y = y * (r * r) + (r + 1.0f);
-  const ce_vi e = (__builtin_convertvector(n, ce_vi) + 127) << 23;
-  return y * (kg_vf)e;
-}
-
 static double dot_d(const float* a, const float* b, long n) {
   double s = 0.0;
   #pragma omp simd reduction(+:s)
@@ -66,10 +41,10 @@ static void ce_epilogue(const float* acc, float* c, long ldc, long m0, long n0, 
     float* sp = e->s + n0 + h * KG_VW;
     const kg_vf mo = kg_load(mp);
     kg_vf tmax = kg_load(acc + h * KG_VW);
-    for (long i = 1; i < mr; ++i) tmax = ce_max(tmax, kg_load(acc + i * KG_NR + h * KG_VW));
-    const kg_vf mn = ce_max(mo, tmax);
-    kg_vf sum = kg_load(sp) * ce_exp(mo - mn);
-    for (long i = 0; i < mr; ++i) sum += ce_exp(kg_load(acc + i * KG_NR + h * KG_VW) - mn);
+    for (long i = 1; i < mr; ++i) tmax = kg_max(tmax, kg_load(acc + i * KG_NR + h * KG_VW));
+    const kg_vf mn = kg_max(mo, tmax);
+    kg_vf sum = kg_load(sp) * kg_exp(mo - mn);
+    for (long i = 0; i < mr; ++i) sum += kg_exp(kg_load(acc + i * KG_NR + h * KG_VW) - mn);
     kg_store(mp, mn);
     kg_store(sp, sum);
   }
