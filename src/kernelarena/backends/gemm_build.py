@@ -9,12 +9,13 @@ from __future__ import annotations
 from kernelarena import settings
 from kernelarena.backends.c import DEFAULT_FLAGS
 
-# -mno-avx512f also drops every AVX-512 extension; -mno-avx drops AVX2, FMA and AVX-512.
+# A later -march wins over DEFAULT_FLAGS' -march=native: x86-64-v3 is exactly an AVX2+FMA machine
+# (no AVX-512, AVX-VNNI or AMX, which -mno-avx512f alone would keep), x86-64-v2 one with SSE4.2.
 _ISA_FLAGS: dict[str, tuple[str, ...]] = {
     "native": (),
     "avx512": (),
-    "avx2": ("-mno-avx512f",),
-    "generic": ("-mno-avx",),
+    "avx2": ("-march=x86-64-v3", "-mtune=native"),
+    "generic": ("-march=x86-64-v2", "-mtune=native"),
 }
 
 

@@ -455,4 +455,31 @@ static inline kg_vf kg_exp(kg_vf x) {
 /* silu(g) * u = g / (1 + exp(-g)) * u */
 static inline kg_vf kg_silu_mul(kg_vf g, kg_vf u) { return g / (1.0f + kg_exp(-g)) * u; }
 
+/* ---- int8 dot-product block for the quantized GEMMs' vector path (AVX2/generic; AMX elsewhere) ----
+   acc[i * 4 + j] = sum_k x_i[k] * w_j[k] (exact int32) for 4 activation rows and 4 weight rows;
+   rows past nx / nw repeat the last valid row (their results are ignored). gcc turns the widening
+   multiply-add reduction into vpmovsxbw + vpmaddwd (or VNNI where the target has it). */
+static inline void kg_dot_i8_4x4(const int8_t* const* x, int nx, const int8_t* const* w, int nw, long K,
+                                 int32_t* acc) {
+  const int8_t* x0 = x[0]; const int8_t* x1 = x[nx > 1 ? 1 : 0];
+  const int8_t* x2 = x[nx > 2 ? 2 : 0]; const int8_t* x3 = x[nx > 3 ? 3 : 0];
+  const int8_t* w0 = w[0]; const int8_t* w1 = w[nw > 1 ? 1 : 0];
+  const int8_t* w2 = w[nw > 2 ? 2 : 0]; const int8_t* w3 = w[nw > 3 ? 3 : 0];
+  int32_t a00 = 0, a01 = 0, a02 = 0, a03 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0;
+  int32_t a20 = 0, a21 = 0, a22 = 0, a23 = 0, a30 = 0, a31 = 0, a32 = 0, a33 = 0;
+#pragma omp simd reduction(+ : a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33)
+  for (long k = 0; k < K; ++k) {
+    const int32_t v0 = w0[k], v1 = w1[k], v2 = w2[k], v3 = w3[k];
+    const int32_t u0 = x0[k], u1 = x1[k], u2 = x2[k], u3 = x3[k];
+    a00 += u0 * v0; a01 += u0 * v1; a02 += u0 * v2; a03 += u0 * v3;
+    a10 += u1 * v0; a11 += u1 * v1; a12 += u1 * v2; a13 += u1 * v3;
+    a20 += u2 * v0; a21 += u2 * v1; a22 += u2 * v2; a23 += u2 * v3;
+    a30 += u3 * v0; a31 += u3 * v1; a32 += u3 * v2; a33 += u3 * v3;
+  }
+  acc[0] = a00; acc[1] = a01; acc[2] = a02; acc[3] = a03;
+  acc[4] = a10; acc[5] = a11; acc[6] = a12; acc[7] = a13;
+  acc[8] = a20; acc[9] = a21; acc[10] = a22; acc[11] = a23;
+  acc[12] = a30; acc[13] = a31; acc[14] = a32; acc[15] = a33;
+}
+
 #endif /* KARENA_GEMM_H */
