@@ -6,6 +6,8 @@ verified here; the header picks its register tile from the compiler's ISA macros
 
 from __future__ import annotations
 
+import platform
+
 from kernelarena import settings
 from kernelarena.backends.c import DEFAULT_FLAGS
 
@@ -20,9 +22,12 @@ _ISA_FLAGS: dict[str, tuple[str, ...]] = {
 
 
 def isa_flags() -> tuple[str, ...]:
+    """Extra gcc flags for the path ``KARENA_CPU_ISA`` asks for (none for the machine's own)."""
     isa = settings.gemm_cpu_isa()
     if isa not in _ISA_FLAGS:
         raise ValueError(f"KARENA_CPU_ISA={isa!r}: expected one of {', '.join(_ISA_FLAGS)}")
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return ()  # ARM and others: the native build already takes the generic vector path
     return _ISA_FLAGS[isa]
 
 
