@@ -19,9 +19,9 @@ from kernelarena.search.templates._common import c_bool, fill, header
 TASK = "gemm_fp32"
 
 SPACE: dict[str, list[Any]] = {
-    "kc": [128, 192, 256, 384, 512],
-    "mc": [48, 96, 144, 192],
-    "nc": [512, 1024, 2048],
+    "kc": [96, 128, 192, 256, 384, 512],
+    "mc": [24, 48, 96, 144, 192],
+    "nc": [256, 512, 1024, 2048],
     "rows_outer": [True, False],
 }
 
@@ -39,7 +39,7 @@ def lite_space(hw: HwInfo) -> list[dict[str, Any]]:
     out = []
     for kc in (192, 256, 384):
         for mc in (48, 96, 144):
-            for nc in SPACE["nc"]:
+            for nc in SPACE["nc"][1:]:
                 if kc * nc * 4 > hw.l2_bytes or mc * kc * 4 > hw.l2_bytes // 2:
                     continue
                 for rows_outer in (True, False):
