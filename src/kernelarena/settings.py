@@ -67,3 +67,10 @@ def compile_modes() -> tuple[str, ...]:
     (``KARENA_COMPILE_MODES``, comma-separated; default ``default,max-autotune-no-cudagraphs``)."""
     raw = _env("KARENA_COMPILE_MODES", "default,max-autotune-no-cudagraphs")
     return tuple(m.strip() for m in raw.split(",") if m.strip())
+
+
+def gemm_cpu_isa() -> str:
+    """SIMD path the GEMM-class solutions are built for (``KARENA_CPU_ISA``: ``avx512``, ``avx2``,
+    ``generic``; default ``native``, what the machine has). Forcing a lower path on a bigger CPU
+    is how tests verify the AVX2 and generic code on an AVX-512 machine."""
+    return _env("KARENA_CPU_ISA", "native").strip().lower() or "native"

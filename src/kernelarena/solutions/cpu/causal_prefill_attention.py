@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 
 from kernelarena.backends.c import load_library
+from kernelarena.backends.gemm_build import FLAGS
 
 _SRC = r"""
 #include <math.h>
@@ -253,7 +254,7 @@ void causal_attn(const float* q, const float* k, const float* v, float* out, lon
 """
 
 _ARGS = ["ptr"] * 4 + ["long"] * 3 + ["float"]
-_LIB = load_library(_SRC, functions={"causal_attn": (None, _ARGS)})
+_LIB = load_library(_SRC, flags=FLAGS, functions={"causal_attn": (None, _ARGS)})
 
 
 class ModelNew(nn.Module):

@@ -9,21 +9,25 @@ activations are reordered once per call (``xd[.., b, i, j] = x[256c + 16j + 4b +
 masked tail load is harmless. Up to 8 tokens share each pair of masks; accumulators are split so at
 least 16 independent add chains hide the add latency; K is blocked so the reordered activations
 of a token block stay in L1 (32 KiB). The per-tensor scale is one multiply per output. OpenMP
-splits output channels. A portable scalar loop (also add/sub only) covers CPUs without AVX-512.
+splits output channels. Without AVX-512 the same chunked kernel runs on the vector type of
+``karena/gemm.h`` (8 lanes with AVX2, 4 otherwise): vector compares select the lanes and the masks
+are ANDed into the activations' bits before one add and one subtract (still no multiply).
 """
 
 import torch
 import torch.nn as nn
 
 from kernelarena.backends.c import load_library
+from kernelarena.backends.gemm_build import FLAGS
 
 _SRC = r"""
 #include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
+#include "karena/gemm.h"
+
+#define CB (4 * KG_VW)   /* packed weight bytes per chunk: one vector of 32-bit lanes */
+#define CW (16 * KG_VW)  /* weights per chunk */
 
 #if defined(__AVX512F__)
-#include <immintrin.h>
 #define AI static inline __attribute__((always_inline))
 
 /* MB tokens, one output row, chunks [c0, c1) of 256 weights; returns per-token sums in out[] */
@@ -67,18 +71,57 @@ AI void row_block(const int MB, const uint8_t* restrict row, long rowbytes, cons
   }
 }
 
+#else
+#define AI static inline __attribute__((always_inline))
+typedef unsigned kg_vu __attribute__((vector_size(KG_VW * 4)));
+
+/* the same add/sub selection with vector compares: lanes whose 2-bit code is 2 (+1) add x, code
+   0 (-1) subtract it; a code's masks are ANDed into x's bits (no multiply) */
+AI void row_block(const int MB, const uint8_t* restrict row, long rowbytes, const float* restrict xd,
+                  long kp, long c0, long c1, float* restrict out) {
+  enum { NA_MAX = 16 };
+  const int NA = MB >= 8 ? 2 : (16 / MB > 8 ? 8 : 16 / MB);
+  kg_vf acc[8][NA_MAX];
+  for (int t = 0; t < MB; ++t)
+    for (int a = 0; a < NA; ++a) acc[t][a] = (kg_vf){0};
+  for (long c = c0; c < c1; ++c) {
+    const long left = rowbytes - c * CB;
+    kg_vu v = {0};
+    memcpy(&v, row + c * CB, left >= CB ? CB : left);                /* zero bytes: x is 0 there */
+    #pragma GCC unroll 16
+    for (int s = 0; s < 16; ++s) {                                   /* s = 4 * byte + slot */
+      const kg_vu code = (v >> (2 * s)) & 3u;
+      const kg_vi plus = (kg_vi)(code == 2u), minus = (kg_vi)(code == 0u);
+      #pragma GCC unroll 8
+      for (int t = 0; t < MB; ++t) {
+        const kg_vi xv = (kg_vi)kg_load(xd + t * kp + c * CW + s * KG_VW);
+        kg_vf* a = &acc[t][s % NA];
+        *a += (kg_vf)(xv & plus) - (kg_vf)(xv & minus);
+      }
+    }
+  }
+  for (int t = 0; t < MB; ++t) {
+    kg_vf sum = acc[t][0];
+    for (int a = 1; a < NA; ++a) sum += acc[t][a];
+    float r = 0.f;
+    for (int l = 0; l < KG_VW; ++l) r += sum[l];
+    out[t] = r;
+  }
+}
+#endif
+
 void ternary_mm(const float* restrict x, const uint8_t* restrict qw, const float* scale_ptr, float* restrict y,
                 long M, long K, long N) {
   const float scale = *scale_ptr;
-  const long rowbytes = K / 4, chunks = (rowbytes + 63) / 64, kp = chunks * 256;
-  /* reorder x: chunk c, lane j, byte b, slot i  ->  xd[c*256 + (4b + i)*16 + j] */
+  const long rowbytes = K / 4, chunks = (rowbytes + CB - 1) / CB, kp = chunks * CW;
+  /* reorder x: chunk c, lane j, byte b, slot i  ->  xd[c*CW + (4b + i)*KG_VW + j] */
   float* xd = (float*)aligned_alloc(64, sizeof(float) * (M * kp + 16));
   for (long m = 0; m < M; ++m) {
     float* d = xd + m * kp;
     memset(d, 0, sizeof(float) * kp);
     for (long k = 0; k < K; ++k) {
-      const long c = k / 256, r = k % 256, j = r / 16, b = (r % 16) / 4, i = r % 4;
-      d[c * 256 + (4 * b + i) * 16 + j] = x[m * K + k];
+      const long c = k / CW, r = k % CW, j = r / 16, b = (r % 16) / 4, i = r % 4;
+      d[c * CW + (4 * b + i) * KG_VW + j] = x[m * K + k];
     }
   }
   #pragma omp parallel
@@ -87,7 +130,7 @@ void ternary_mm(const float* restrict x, const uint8_t* restrict qw, const float
     for (long m0 = 0; m0 < M; m0 += 8) {
       const long mb = M - m0 < 8 ? M - m0 : 8;
       /* K block: the block's reordered x for mb tokens fits in 32 KiB of L1 */
-      long kb = 32768 / (sizeof(float) * 256 * mb);
+      long kb = 32768 / (sizeof(float) * CW * mb);
       if (kb < 1) kb = 1;
       for (long c0 = 0; c0 < chunks; c0 += kb) {
         const long c1 = c0 + kb < chunks ? c0 + kb : chunks;
@@ -119,31 +162,10 @@ void ternary_mm(const float* restrict x, const uint8_t* restrict qw, const float
   free(xd);
 }
 
-#else  /* portable: additions and subtractions selected by the 2-bit code */
-
-void ternary_mm(const float* restrict x, const uint8_t* restrict qw, const float* scale_ptr, float* restrict y,
-                long M, long K, long N) {
-  const float scale = *scale_ptr;
-  const long rowbytes = K / 4;
-  #pragma omp parallel for schedule(static)
-  for (long n = 0; n < N; ++n) {
-    const uint8_t* row = qw + n * rowbytes;
-    for (long m = 0; m < M; ++m) {
-      const float* xm = x + m * K;
-      float acc = 0.f;
-      for (long k = 0; k < K; ++k) {
-        const int code = (row[k >> 2] >> (2 * (k & 3))) & 3;
-        if (code == 2) acc += xm[k]; else if (code == 0) acc -= xm[k];
-      }
-      y[m * N + n] = acc * scale;
-    }
-  }
-}
-#endif
 """
 
 _LIB = load_library(
-    _SRC, functions={"ternary_mm": (None, ["ptr", "ptr", "ptr", "ptr", "long", "long", "long"])}
+    _SRC, flags=FLAGS, functions={"ternary_mm": (None, ["ptr", "ptr", "ptr", "ptr", "long", "long", "long"])}
 )
 
 

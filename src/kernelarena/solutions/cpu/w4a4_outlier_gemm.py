@@ -9,15 +9,18 @@ Four 16x16 int32 accumulator tiles cover 32 channels x 32 tokens: first over the
 then, re-zeroed, over the outlier channels, each result stored once. The float epilogue gathers a
 token's column of both accumulators and writes ``w_scale * (acc4 * x4_scale + acc8 * x8_scale)``
 as one contiguous 16-channel store. OpenMP splits channel blocks. Without AMX (or without the
-kernel's AMX permission) a portable path with scalar int32 dot products runs instead.
+kernel's AMX permission) a vector path runs instead: 4 weight rows x 4 tokens of exact int32 dot
+products per register block (``kg_dot_i8_4x4`` of ``karena/gemm.h``: vpmovsxbw + vpmaddwd with AVX2).
 """
 
 import torch
 import torch.nn as nn
 
 from kernelarena.backends.c import load_library
+from kernelarena.backends.gemm_build import FLAGS
 
 _SRC = r"""
+#include "karena/gemm.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,24 +28,38 @@ _SRC = r"""
 #include <sys/syscall.h>
 #include <immintrin.h>
 
+/* vector path: 4 weight rows x 4 tokens per register block (karena/gemm.h kg_dot_i8_4x4); the 4
+   rows' outlier columns are gathered once and the x rows of a token block stay in L1 */
 static void gemm_portable(const int8_t* restrict x4, const float* restrict s4, const int8_t* restrict x8,
                           const float* restrict s8, const int64_t* restrict idx, const int8_t* restrict w,
                           const float* restrict ws, float* restrict y, long M, long K, long O, long N) {
+  const long nb = (N + 3) / 4;
   #pragma omp parallel
   {
-    int8_t* wo = (int8_t*)malloc(O + 1);
+    int8_t* wo = (int8_t*)malloc(4 * O + 4);
+    int32_t a4[16], a8[16];
     #pragma omp for schedule(static)
-    for (long n = 0; n < N; ++n) {
-      const int8_t* wr = w + n * K;
-      for (long o = 0; o < O; ++o) wo[o] = wr[idx[o]];
-      for (long m = 0; m < M; ++m) {
-        const int8_t* xr = x4 + m * K;
-        const int8_t* xo = x8 + m * O;
-        int32_t a4 = 0, a8 = 0;
-        #pragma omp simd reduction(+:a4)
-        for (long k = 0; k < K; ++k) a4 += (int32_t)xr[k] * (int32_t)wr[k];
-        for (long o = 0; o < O; ++o) a8 += (int32_t)xo[o] * (int32_t)wo[o];
-        y[m * N + n] = ((float)a4 * s4[m] + (float)a8 * s8[m]) * ws[n];
+    for (long b = 0; b < nb; ++b) {
+      const long n0 = 4 * b, nw = N - n0 < 4 ? N - n0 : 4;
+      const int8_t *wr[4], *wor[4];
+      for (long j = 0; j < 4; ++j) {
+        wr[j] = w + (n0 + (j < nw ? j : 0)) * K;
+        wor[j] = wo + j * O;
+        for (long o = 0; o < O; ++o) wo[j * O + o] = wr[j][idx[o]];
+      }
+      for (long m0 = 0; m0 < M; m0 += 4) {
+        const long nx = M - m0 < 4 ? M - m0 : 4;
+        const int8_t *xr[4], *xo[4];
+        for (long i = 0; i < 4; ++i) {
+          const long m = m0 + (i < nx ? i : 0);
+          xr[i] = x4 + m * K;
+          xo[i] = x8 + m * O;
+        }
+        kg_dot_i8_4x4(xr, (int)nx, wr, (int)nw, K, a4);
+        kg_dot_i8_4x4(xo, (int)nx, wor, (int)nw, O, a8);
+        for (long i = 0; i < nx; ++i)
+          for (long j = 0; j < nw; ++j)
+            y[(m0 + i) * N + n0 + j] = ((float)a4[i * 4 + j] * s4[m0 + i] + (float)a8[i * 4 + j] * s8[m0 + i]) * ws[n0 + j];
       }
     }
     free(wo);
@@ -211,6 +228,7 @@ void w4a4_gemm(const int8_t* x4, const float* s4, const int8_t* x8, const float*
 
 _LIB = load_library(
     _SRC,
+    flags=FLAGS,
     functions={
         "w4a4_gemm": (
             None,

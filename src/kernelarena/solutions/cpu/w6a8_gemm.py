@@ -9,15 +9,19 @@ per call into the VNNI tile layout (4 consecutive k of 16 tokens per 64-byte til
 operand. Four 16x16 int32 accumulator tiles cover 32 channels x 32 tokens per 64-deep k step. The
 float epilogue applies ``x_scale[m] * w_scale[n]``. OpenMP splits channel blocks; every thread
 loads its own tile configuration. Where AMX is missing or the kernel refuses the AMX permission
-request, a portable path (same unpacking, scalar int32 dot products) runs instead.
+request, a vector path runs instead: the same unpacking, then 4 weight rows x 4 tokens of exact
+int32 dot products per register block (``kg_dot_i8_4x4`` of ``karena/gemm.h``: vpmovsxbw +
+vpmaddwd with AVX2).
 """
 
 import torch
 import torch.nn as nn
 
 from kernelarena.backends.c import load_library
+from kernelarena.backends.gemm_build import FLAGS
 
 _SRC = r"""
+#include "karena/gemm.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,21 +63,28 @@ static void unpack_row(const uint8_t* restrict src, long K, int8_t* restrict dst
   for (; k < kp; ++k) dst[k] = 0; /* k >= K here: the vector loop zero-filled up to its stop */
 }
 
+/* vector path: 4 unpacked weight rows x 4 tokens per register block (karena/gemm.h
+   kg_dot_i8_4x4), so each unpacked row is reused from L1 by every token block */
 static void gemm_portable(const int8_t* restrict x, const float* restrict xs, const uint8_t* restrict qw,
                           const float* restrict ws, float* restrict y, long M, long K, long N) {
-  const long kp = (K + 63) / 64 * 64 + 64;
+  const long kp = (K + 63) / 64 * 64 + 64, nb = (N + 3) / 4;
   #pragma omp parallel
   {
-    int8_t* w = (int8_t*)aligned_alloc(64, kp);
+    int8_t* w = (int8_t*)aligned_alloc(64, 4 * kp);
+    int32_t acc[16];
     #pragma omp for schedule(static)
-    for (long n = 0; n < N; ++n) {
-      unpack_row(qw + n * (3 * K / 4), K, w, kp);
-      for (long m = 0; m < M; ++m) {
-        const int8_t* xr = x + m * K;
-        int32_t acc = 0;
-        #pragma omp simd reduction(+:acc)
-        for (long k = 0; k < K; ++k) acc += (int32_t)xr[k] * (int32_t)w[k];
-        y[m * N + n] = ((float)acc * xs[m]) * ws[n];
+    for (long b = 0; b < nb; ++b) {
+      const long n0 = 4 * b, nw = N - n0 < 4 ? N - n0 : 4;
+      const int8_t* wr[4];
+      for (long j = 0; j < nw; ++j) unpack_row(qw + (n0 + j) * (3 * K / 4), K, w + j * kp, kp);
+      for (long j = 0; j < 4; ++j) wr[j] = w + (j < nw ? j : 0) * kp;
+      for (long m0 = 0; m0 < M; m0 += 4) {
+        const long nx = M - m0 < 4 ? M - m0 : 4;
+        const int8_t* xr[4];
+        for (long i = 0; i < 4; ++i) xr[i] = x + (m0 + (i < nx ? i : 0)) * K;
+        kg_dot_i8_4x4(xr, (int)nx, wr, (int)nw, K, acc);
+        for (long i = 0; i < nx; ++i)
+          for (long j = 0; j < nw; ++j) y[(m0 + i) * N + n0 + j] = ((float)acc[i * 4 + j] * xs[m0 + i]) * ws[n0 + j];
       }
     }
     free(w);
@@ -224,7 +235,9 @@ void w6a8_gemm(const int8_t* x, const float* xs, const uint8_t* qw, const float*
 """
 
 _LIB = load_library(
-    _SRC, functions={"w6a8_gemm": (None, ["ptr", "ptr", "ptr", "ptr", "ptr", "long", "long", "long", "long"])}
+    _SRC,
+    flags=FLAGS,
+    functions={"w6a8_gemm": (None, ["ptr", "ptr", "ptr", "ptr", "ptr", "long", "long", "long", "long"])},
 )
 
 

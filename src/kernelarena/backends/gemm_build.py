@@ -1,0 +1,36 @@
+"""Build flags of the solutions that use the shared GEMM core (``#include "karena/gemm.h"``).
+
+``KARENA_CPU_ISA`` forces a lower SIMD path than the machine's (avx2, generic) so each path can be
+verified here; the header picks its register tile from the compiler's ISA macros.
+"""
+
+from __future__ import annotations
+
+import platform
+
+from kernelarena import settings
+from kernelarena.backends.c import DEFAULT_FLAGS
+
+# A later -march wins over DEFAULT_FLAGS' -march=native: x86-64-v3 is exactly an AVX2+FMA machine
+# (no AVX-512, AVX-VNNI or AMX, which -mno-avx512f alone would keep), x86-64-v2 one with SSE4.2.
+_ISA_FLAGS: dict[str, tuple[str, ...]] = {
+    "native": (),
+    "avx512": (),
+    "avx2": ("-march=x86-64-v3", "-mtune=native"),
+    "generic": ("-march=x86-64-v2", "-mtune=native"),
+}
+
+
+def isa_flags() -> tuple[str, ...]:
+    """Extra gcc flags for the path ``KARENA_CPU_ISA`` asks for (none for the machine's own)."""
+    isa = settings.gemm_cpu_isa()
+    if isa not in _ISA_FLAGS:
+        raise ValueError(f"KARENA_CPU_ISA={isa!r}: expected one of {', '.join(_ISA_FLAGS)}")
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return ()  # ARM and others: the native build already takes the generic vector path
+    return _ISA_FLAGS[isa]
+
+
+# PyTorch's own floating-point contract (it is built with -fno-math-errno -fno-trapping-math): lets gcc
+# vectorize epilogues with sqrtf and selects; results, inf and nan are unchanged.
+FLAGS: tuple[str, ...] = (*DEFAULT_FLAGS, "-fno-math-errno", "-fno-trapping-math", *isa_flags())

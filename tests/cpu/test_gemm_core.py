@@ -1,0 +1,139 @@
+"""The shared GEMM core ``karena/gemm.h`` on every SIMD path this machine can run (AVX-512, AVX2 forced
+with ``-march=x86-64-v3``, generic), and the built-in gemm_fp32 rendered from its template."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from kernelarena.backends import c, gemm_build
+from kernelarena.backends.rendered import best_stored_config, default_config
+from kernelarena.search.store import EvalRecord, TuneStore
+from kernelarena.search.templates import load_template
+
+pytestmark = [pytest.mark.cpu, pytest.mark.timeout(180)]
+
+_SRC = r"""
+#include "karena/gemm.h"
+const char* isa(void) { return KG_ISA; }
+
+/* C = A[M,K] @ B[K,N] (B k-major: the packing path gemm_fp32 uses) */
+void mm(const float* a, const float* b, float* c, long M, long K, long N) {
+  const kg_operand A = {a, K, 1, K, NULL, 0, 0};
+  const kg_operand B = {b, 1, N, K, NULL, 0, 0};
+  kg_sgemm(M, N, K, &A, &B, c, N, NULL, NULL);
+}
+
+/* an epilogue that sees every finished tile exactly once: c = 2 * acc + 1 */
+static void affine(const float* acc, float* c, long ldc, long m0, long n0, long mr, long nr, const void* ctx) {
+  (void)m0; (void)n0; (void)ctx;
+  for (long i = 0; i < mr; ++i)
+    for (long j = 0; j < nr; ++j) c[i * ldc + j] = 2.f * acc[i * KG_NR + j] + 1.f;
+}
+
+/* y = x W^T + (x At) Bl^T: W [N,K] row-major, the low-rank product rides as K extension columns */
+void lowrank(const float* x, const float* W, const float* At, const float* Bl, float* y,
+             long M, long K, long N, long r) {
+  float* t = (float*)calloc((size_t)(M * r + 1), sizeof(float));
+  kg_lowrank lr = {At, NULL, r, K, 1, t, 0};
+  const kg_operand ox = {x, K, 1, K, t, r, 1};
+  const kg_operand ow = {W, K, 1, K, Bl, r, 1};
+  kg_gemm_thread(M, 0, N, K + r, &ox, &ow, y, N, &lr, affine, NULL);
+  free(t);
+}
+"""
+
+_FNS = {
+    "isa": ("ptr", []),
+    "mm": (None, ["ptr"] * 3 + ["long"] * 3),
+    "lowrank": (None, ["ptr"] * 5 + ["long"] * 4),
+}
+
+
+def _cpu_flags() -> set[str]:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def _paths() -> list[str]:
+    have = _cpu_flags()
+    out = ["generic"]
+    if {"avx2", "fma"} <= have:
+        out.append("avx2")
+    if "avx512f" in have:
+        out.append("avx512")
+    return out
+
+
+@pytest.fixture(scope="module", params=_paths())
+def lib(request, tmp_path_factory):
+    isa = request.param
+    mp = pytest.MonkeyPatch()
+    mp.setenv("KARENA_BUILD_CACHE", str(tmp_path_factory.mktemp("cache")))
+    mp.setenv("KARENA_CPU_ISA", isa)
+    flags = (*c.DEFAULT_FLAGS, *gemm_build.isa_flags())
+    loaded = c.load_library(_SRC, flags=flags, functions=_FNS)
+    mp.undo()
+    assert ctypes.string_at(loaded.isa()).decode() == isa  # the header really took this path
+    return loaded
+
+
+def _ptr(t: torch.Tensor) -> int:
+    return t.data_ptr()
+
+
+@pytest.mark.parametrize("m,k,n", [(37, 300, 333), (1, 5, 70), (13, 700, 1), (64, 0, 19), (130, 257, 96)])
+def test_sgemm_matches_float64(lib, m, k, n):
+    g = torch.Generator().manual_seed(m * 1000 + n)
+    a, b = torch.randn(m, k, generator=g), torch.randn(k, n, generator=g)
+    out = torch.full((m, n), float("nan"))
+    lib.mm(_ptr(a), _ptr(b), _ptr(out), m, k, n)
+    ref = (a.double() @ b.double()).float()
+    torch.testing.assert_close(out, ref, atol=1e-4 * max(1.0, k**0.5), rtol=1e-4)
+
+
+def test_lowrank_extension_and_epilogue(lib):
+    # r = 24 crosses a vector width on every path; K = 530 folds a short K tail into the blocks
+    m, k, n, r = 29, 530, 75, 24
+    g = torch.Generator().manual_seed(7)
+    x, w = torch.randn(m, k, generator=g), torch.randn(n, k, generator=g)
+    at, bl = torch.randn(k, r, generator=g), torch.randn(n, r, generator=g)
+    y = torch.full((m, n), float("nan"))
+    lib.lowrank(_ptr(x), _ptr(w), _ptr(at), _ptr(bl), _ptr(y), m, k, n, r)
+    xd = x.double()
+    ref = 2 * (xd @ w.double().T + (xd @ at.double()) @ bl.double().T) + 1
+    torch.testing.assert_close(y, ref.float(), atol=2e-3, rtol=1e-4)
+
+
+def _record(template: str, cfg: dict, median_ms: float, machine: str) -> EvalRecord:
+    point = {"template": template, **cfg}
+    return EvalRecord(
+        task_hash="t", template=template, template_hash="h", config_json=json.dumps(point, sort_keys=True),
+        shape_id="s", machine_id=machine, task="gemm_fp32", ok=True, median_ms=median_ms, ci_ms=None,
+        reason=None, baseline_ms=10.0,
+    )  # fmt: skip
+
+
+@pytest.mark.unit
+def test_builtin_config_is_the_best_stored_one_for_this_machine(tmp_path):
+    tpl = load_template("gemm_fp32")
+    assert best_stored_config(tpl, tmp_path / "absent.db", "m1") is None  # no store: default
+    assert not (tmp_path / "absent.db").exists()  # reading never creates a store
+    fast = dict(default_config(tpl), kc=384)
+    slow = dict(default_config(tpl), kc=128)
+    other_machine = dict(default_config(tpl), kc=512)
+    invalid = dict(default_config(tpl), kc=999)  # outside the space (an older template version)
+    with TuneStore(tmp_path / "k.db") as store:
+        store.put(_record("gemm_fp32", slow, 9.0, "m1"))
+        store.put(_record("gemm_fp32", fast, 4.0, "m1"))
+        store.put(_record("gemm_fp32", other_machine, 1.0, "m2"))
+        store.put(_record("gemm_fp32", invalid, 0.5, "m1"))
+        store.put(_record("gemm_fp32__blocked", {"tm": 8}, 0.1, "m1"))
+    assert best_stored_config(tpl, tmp_path / "k.db", "m1") == fast
+    assert best_stored_config(tpl, tmp_path / "k.db", "m3") is None
