@@ -256,19 +256,19 @@ def _headline_work(ref: Worker, task: Task, secret: int) -> tuple[float | None, 
 
 
 def roofline_percent(
-    flops: float | None, bytes_moved: float | None, median_ms: float
+    flops: float | None, bytes_moved: float | None, median_ms: float, cache: str = "warm"
 ) -> tuple[float | None, str | None]:
     """% of the machine's roofline (None when the task or the machine profile cannot say)."""
     if not flops and not bytes_moved:
         return None, None
     try:
         from kernelarena.hw import load_or_measure, percent_of_roofline
+        from kernelarena.hw.roofline import working_set_for_cache
 
         profile = load_or_measure(settings.db_path(), quick=True)
-        # the working set decides which bandwidth applies: an in-cache one is judged against cache
-        pct = percent_of_roofline(
-            profile, flops or 0.0, bytes_moved or 0.0, median_ms, working_set_bytes=bytes_moved
-        )
+        # cold cache: judged against DRAM; warm: against the cache level that holds the working set
+        ws = working_set_for_cache(cache, bytes_moved)
+        pct = percent_of_roofline(profile, flops or 0.0, bytes_moved or 0.0, median_ms, working_set_bytes=ws)
         return float(pct), None
     except Exception as exc:  # the profile is an extra: its failure never sinks a bench
         return None, f"roofline unavailable: {type(exc).__name__}: {exc}"
@@ -380,7 +380,7 @@ def _timed(
             verdict=verdict, baseline_kind=baseline, reasons=(f"while timing, a worker {exc}",)
         )
     reasons, flags = list(pair.reasons), list(pair.flags)
-    pct, note = roofline_percent(flops, bytes_moved, pair.candidate.median_ms)
+    pct, note = roofline_percent(flops, bytes_moved, pair.candidate.median_ms, topts.cache)
     if note:
         flags.append(note)
     implausible = (pct is not None and pct > 100.0) or pair.speedup > IMPLAUSIBLE_SPEEDUP

@@ -23,6 +23,7 @@ from kernelarena.hw.roofline import (
     percent_of_roofline,
     roofline_ms,
     step_curve,
+    working_set_for_cache,
 )
 from kernelarena.hw.store import load_or_measure, stored_profile
 
@@ -92,6 +93,23 @@ def test_in_cache_working_set_is_judged_against_cache_bandwidth() -> None:
     measured_ms = nbytes / (300 * GB) * 1e3
     assert percent_of_roofline(p, 0, nbytes, measured_ms, working_set_bytes=nbytes) < 100
     assert percent_of_roofline(p, 0, nbytes, measured_ms) > 100
+
+
+def test_cold_cache_is_judged_against_dram_warm_against_the_cache_holding_the_set() -> None:
+    """Issue 14: a cold-cache rmsnorm (32 MiB in 3.07 ms) was shown at 9% of a cache-bandwidth
+    roofline; against the 18.9 GB/s memory bandwidth the data really came from it is 58%."""
+    prof = make_profile(
+        mem_bw_bytes_per_s=18.9 * GB,
+        bw_curve=((32 * KiB, 400 * GB), (16 * MiB, 120 * GB), (1 * GiB, 18.9 * GB)),
+    )
+    moved = 32 * MiB
+    cold = percent_of_roofline(prof, 0, moved, 3.07, working_set_bytes=working_set_for_cache("cold", moved))
+    warm = percent_of_roofline(prof, 0, moved, 3.07, working_set_bytes=working_set_for_cache("warm", moved))
+    assert cold == pytest.approx(100 * moved / 18.9e9 / 3.07e-3, rel=1e-9)
+    assert 57 < cold < 59
+    assert warm == pytest.approx(100 * moved / 120e9 / 3.07e-3, rel=1e-9)  # the 16 MiB level's figure
+    with pytest.raises(ValueError, match="cold or warm"):
+        working_set_for_cache("lukewarm", moved)
 
 
 def test_attainable_bw_steps_down_at_measured_sizes_and_clamps() -> None:
