@@ -1,13 +1,13 @@
 """Fused LoRA linear (C/OpenMP): the low-rank path rides inside the base GEMM's tiles (LoRAFusion).
 
 One packed SGEMM (the shared ``karena/gemm.h`` core: Goto/BLIS loop nest, 12x32 AVX-512, 6x16
-AVX2 or 6x8 generic register tile) runs over a K dimension extended
-by the rank: ``y = [x | t] [W | lora_B]^T`` with ``t = scale * x lora_A^T``. ``t`` is accumulated
-while each row of ``x`` is being packed for the first K pass, so ``x`` is read once for both products
-and the output is written once, where eager PyTorch runs three GEMMs, a scale and an add. Threads
-split the output columns. The base GEMM is the bulk of the work and the hand-written kernel reaches
-about 90-95% of MKL's GEMM throughput on this machine, so the fused layer only about matches eager
-PyTorch (MKL GEMM plus the unfused side path): the removed passes pay for the slower GEMM.
+AVX2 or 6x8 generic register tile) runs over a K dimension extended by the rank:
+``y = [x | t] [W | lora_B]^T`` with ``t = scale * x lora_A^T``. ``t`` is accumulated while each row
+of ``x`` is being packed for the first K pass, so ``x`` is read once for both products and the output
+is written once, where eager PyTorch runs three GEMMs, a scale and an add. The rank columns are
+folded into the last K block rather than costing one more pass over the output. Threads split the
+output columns. The base GEMM is the bulk of the work and runs at about MKL's speed, so the removed
+passes are the gain.
 """
 
 import torch

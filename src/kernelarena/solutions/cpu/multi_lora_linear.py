@@ -1,13 +1,12 @@
 """Multi-LoRA linear (C/OpenMP): Punica-style per-token adapters fused into one base GEMM.
 
 A pre-pass computes each token's ``t = scale * A[id] x`` (Punica's "shrink", r dot products per
-token over contiguous rows). One packed SGEMM (Goto/BLIS loop nest, 12x32 AVX-512 micro-kernel with
-a scalar fallback) then computes ``x W^T`` for the whole batch, and when a C tile is final its
-epilogue adds ``t B[id]^T`` (the "expand") from the adapter's transposed ``B`` while the tile is
-still in L1. No per-adapter masks, gathers or scatters (the eager version loops over adapters with
-them).
-Threads split the output columns. The base GEMM dominates; it runs at roughly 90-95% of MKL here,
-so overall the layer about matches eager PyTorch rather than beating it.
+token over contiguous rows). The shared packed SGEMM core (``karena/gemm.h``: 12x32 AVX-512, 6x16
+AVX2 or 6x8 generic register tile) then computes ``x W^T`` for the whole batch, and when a C tile is
+final its epilogue adds ``t B[id]^T`` (the "expand") from the adapter's transposed ``B`` while the
+tile is still in L1. No per-adapter masks, gathers or scatters (the eager version loops over
+adapters with them). Threads split the output columns. The base GEMM dominates and runs at about
+MKL's speed.
 """
 
 import torch
