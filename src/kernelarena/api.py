@@ -21,7 +21,7 @@ from kernelarena import settings
 from kernelarena.errors import TaskError, UsageError
 from kernelarena.sandbox import memory
 from kernelarena.sandbox.process import Worker, WorkerFailure
-from kernelarena.store.keys import device_id, make_key, toolchain
+from kernelarena.store.keys import device_id, kernel_sources_hash, make_key, toolchain
 from kernelarena.store.sqlite import Store
 from kernelarena.tasks.loader import largest_case_bytes, load_task, source_hash
 from kernelarena.timing import bench as timing
@@ -108,9 +108,17 @@ def _key_parts(task: Task, solution: Solution, options: CheckOptions) -> dict[st
         "task_hash": task.source_hash,
         "variants": [v.overrides for v in task.variants],
         "solution_hash": solution.source_hash,
-        "options": to_jsonable(replace(options, secret=None)),
+        # threads=None means "all cores", resolved here: records made under different KARENA_THREADS
+        # must not reuse each other (issue 11)
+        "options": to_jsonable(
+            replace(options, secret=None, threads=options.threads or settings.num_threads())
+        ),
         "device": device_id(options.device),
         "toolchain": toolchain(),
+        # a forced SIMD path and the shared headers/templates change the kernel without changing the
+        # solution file: both are part of the key (a header edit used to reuse the old verdict)
+        "cpu_isa": settings.gemm_cpu_isa(),
+        "kernel_sources": kernel_sources_hash(),
     }
 
 

@@ -48,3 +48,21 @@ def device_id(device: str = "cpu") -> str:
 def make_key(kind: str, parts: dict[str, Any]) -> str:
     blob = json.dumps({"schema": SCHEMA_VERSION, "kind": kind, **parts}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+# Package code a solution's machine code depends on besides its own text: the shared C headers, the
+# build helpers it imports (``kernelarena.backends``) and the templates a built-in solution is
+# rendered from. A change to any of them must invalidate stored verdicts and timings.
+_KERNEL_SOURCE_DIRS = ("csrc", "backends", "search/templates")
+
+
+@functools.cache
+def kernel_sources_hash() -> str:
+    """Hash of every file under the package folders that kernels are built from."""
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for folder in _KERNEL_SOURCE_DIRS:
+        for path in sorted((root / folder).rglob("*")):
+            if path.is_file() and path.suffix in (".h", ".c", ".py"):
+                h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
