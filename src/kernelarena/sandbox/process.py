@@ -21,6 +21,7 @@ from typing import Any
 
 from kernelarena import settings
 from kernelarena.sandbox import memory, protocol
+from kernelarena.sandbox.worker import LAUNCHER
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,8 @@ class Worker:
         env_vars = worker_env(self.threads, env)
         env_vars["PYTHONPATH"] = os.pathsep.join(p for p in (src_root, env_vars.get("PYTHONPATH")) if p)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kernelarena.sandbox.worker", role, str(to_child_r), str(from_child_w)],
+            # a launcher stub, so the guard module is not ``__main__`` (see worker.LAUNCHER)
+            [sys.executable, "-c", LAUNCHER, role, str(to_child_r), str(from_child_w)],
             pass_fds=(to_child_r, from_child_w),
             stdin=subprocess.DEVNULL,
             stdout=log_file,
@@ -128,9 +130,22 @@ class Worker:
             raise self.dead
         timeout = settings.worker_timeout_s() if timeout_s is None else timeout_s
         deadline = time.monotonic() + timeout
+        # A fresh secret per request, echoed by the worker's loop: a message the candidate writes
+        # to the reply pipe itself (a forged result) does not carry it and is refused.
+        nonce = os.urandom(16).hex()
         try:
-            protocol.send(self._to_child, message)
-            return protocol.recv(self._from_child, deadline, max_bytes=_receivable_bytes())
+            protocol.send(self._to_child, {**message, "nonce": nonce})
+            reply = protocol.recv(self._from_child, deadline, max_bytes=_receivable_bytes())
+            if reply.get("nonce") != nonce:
+                self._kill()
+                self.dead = WorkerFailure(
+                    "forged",
+                    "sent a message that is not the harness's reply (forged results written to the "
+                    "protocol pipe?); killed",
+                )
+                raise self.dead
+            del reply["nonce"]
+            return reply
         except TimeoutError:
             self._kill()
             self.dead = WorkerFailure("timeout", f"timed out after {timeout:.0f} s (killed)")

@@ -1,4 +1,8 @@
-"""A sandboxed worker process: ``python -m kernelarena.sandbox.worker ROLE FD_IN FD_OUT``.
+"""A sandboxed worker process, started through ``LAUNCHER`` (``python -c ... ROLE FD_IN FD_OUT``).
+
+The launcher imports this module by its package name, so ``__main__`` is a two-line stub and not
+the module holding the guards; the guards' identities are also captured at start-up and checked
+after every request (``_integrity_check``), so a candidate that replaces one is caught.
 
 Roles:
 - ``reference``: executes the task file; makes verification cases (inputs, parameters, float64 and
@@ -26,6 +30,7 @@ _perf_ns = time.perf_counter_ns  # bound before candidate code can patch the tim
 _sleep = time.sleep
 
 from kernelarena.sandbox import protocol  # noqa: E402
+from kernelarena.verify.policy import overridden_torch_ops, torch_kernel_registrations  # noqa: E402
 
 _state: dict[str, Any] = {}
 
@@ -77,18 +82,26 @@ def _overlaps(a: Any, b: Any) -> bool:
     return a0 < b1 and b0 < a1 and a1 > a0 and b1 > b0
 
 
-def _prefill(nbytes: int, pattern: int) -> None:
-    """Leave freed heap memory full of a sentinel so ``torch.empty`` hands out garbage, not zeros."""
-    import torch
+_M_PERTURB = -6  # glibc mallopt parameter
 
-    if nbytes <= 0:
-        return
-    chunks = []
-    for size in (nbytes, nbytes // 2, nbytes // 4, 1 << 16, 1 << 12):
-        buf = torch.empty(max(size, 1), dtype=torch.uint8)
-        buf.fill_(pattern)
-        chunks.append(buf)
-    del chunks
+
+def _malloc_fill(byte: int | None) -> None:
+    """Make glibc fill every fresh heap block with ``byte`` (``None``: stop).
+
+    glibc's perturb option writes ``p ^ 0xFF`` into each block malloc returns (torch's CPU
+    allocator goes through posix_memalign, which it covers, tcache included: measured) and ``p``
+    into each freed one, so an output the candidate never writes holds the harness's sentinel at
+    every size up to the mmap threshold (32 MiB here; larger blocks are fresh zero pages).
+    Switched on for verification calls only: it costs a memset per allocation and per free.
+    """
+    import ctypes
+
+    libc = _state.get("libc")
+    if libc is None:
+        libc = _state["libc"] = ctypes.CDLL(None)
+    if byte is not None and byte == 0xFF:
+        raise ValueError("glibc cannot fill with 0xFF (perturb 0 means off)")
+    libc.mallopt(_M_PERTURB, 0 if byte is None else byte ^ 0xFF)
 
 
 def _set_threads(n: int) -> None:
@@ -150,17 +163,68 @@ def _count(func_ops: dict[str, int], name: str) -> None:
     func_ops[name] = func_ops.get(name, 0) + 1
 
 
-def _tracer(ops: dict[str, int]) -> Any:
+# Where the policy tracer records: the ops dict of the call in progress, or None between calls.
+# One sink for every thread: a helper thread's mode records into the same call.
+_SINK: list[dict[str, int] | None] = [None]
+
+
+def _tracer_class() -> Any:
     from torch.utils._python_dispatch import TorchDispatchMode
 
     from kernelarena.verify.policy import op_name
 
+    sink = _SINK
+
     class _OpTracer(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            _count(ops, op_name(func))
+            ops = sink[0]
+            if ops is not None:
+                _count(ops, op_name(func))
             return func(*args, **(kwargs or {}))
 
-    return _OpTracer()
+    return _OpTracer
+
+
+def _tracer(ops: dict[str, int]) -> Any:
+    """Trace the ATen ops of one call on this thread (and, through ``_SINK``, on helper threads)."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def traced() -> Any:
+        _SINK[0] = ops
+        try:
+            with _state["tracer_cls"]():
+                yield
+        finally:
+            _SINK[0] = None
+
+    return traced()
+
+
+def _trace_new_threads() -> None:
+    """Start every Python thread inside the policy tracer (candidate role, before its import).
+
+    A TorchDispatchMode is thread-local: torch compute on a helper thread is invisible to the
+    mode entered on the calling thread. Wrapping the one primitive every ``threading.Thread``
+    (and ``concurrent.futures`` pool) starts through makes each new thread enter its own mode,
+    which records into the call in progress; between calls it records nothing. Threads created
+    natively (C++ ``std::thread`` calling ATen) are not covered: documented limit.
+    """
+    import _thread
+
+    cls = _state["tracer_cls"]
+    original = _thread.start_new_thread
+
+    def start_new_thread(function: Any, args: Any, kwargs: Any = None) -> Any:
+        def run(*a: Any, **k: Any) -> Any:
+            with cls():
+                return function(*a, **k)
+
+        return original(run, args, kwargs or {})
+
+    _thread.start_new_thread = start_new_thread  # type: ignore[assignment]
+    threading._start_new_thread = start_new_thread  # type: ignore[attr-defined]
+    _state["thread_start"] = start_new_thread
 
 
 # --- reference role --------------------------------------------------------------------------
@@ -204,8 +268,9 @@ def op_make_case(msg: dict[str, Any]) -> dict[str, Any]:
         other = _as_list(module.get_inputs())
         inputs = [other[i] if i in msg["resample"] else x for i, x in enumerate(inputs)]
     inputs = _perturb(inputs, msg["distribution"], msg.get("perturb"), seed + 2)
+    call_inputs = [x.clone() if isinstance(x, torch.Tensor) else x for x in inputs]
     with torch.no_grad():
-        native = model(*[x.clone() if isinstance(x, torch.Tensor) else x for x in inputs])
+        native = model(*call_inputs)
     reply: dict[str, Any] = {
         "init_inputs": init_inputs,
         "state_dict": dict(model.state_dict()),
@@ -216,6 +281,8 @@ def op_make_case(msg: dict[str, Any]) -> dict[str, Any]:
         "flops": None,
         "bytes_moved": None,
     }
+    if msg.get("in_place"):  # what an IN_PLACE task leaves in its inputs (compared by the checker)
+        reply["inputs_after"] = call_inputs
     if msg.get("float64", True):
         try:
             m64 = copy.deepcopy(model).double()
@@ -256,11 +323,53 @@ def op_load(msg: dict[str, Any]) -> dict[str, Any]:
         if not hasattr(module, "ModelNew"):
             return {"error": "solution defines no class ModelNew", "kind": "solution"}
         _state["cls"] = module.ModelNew
+        _state["entry_points"] = _count_entry_points(module)
     else:
         module = _exec_task(path, msg.get("overrides") or {})
         _state["cls"] = module.Model
     _state["module"] = module
     return {}
+
+
+class _Counted:
+    """A compiled entry point that counts its calls (delegates everything else)."""
+
+    def __init__(self, fn: Any, name: str):
+        self._fn, self._name, self.calls = fn, name, 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        return self._fn(*args, **kwargs)
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._fn, attr)
+
+    def __setattr__(self, attr: str, value: Any) -> None:
+        if attr in ("_fn", "_name", "calls"):
+            object.__setattr__(self, attr, value)
+        else:
+            setattr(self._fn, attr, value)
+
+
+def _count_entry_points(module: Any) -> list[_Counted]:
+    """Wrap the solution's native entry points that it reaches by name (ctypes functions held
+    by a module-level library or bound to module globals), so that a verified call can tell
+    whether its compiled kernel ran at all (a "ghost" kernel: compiled, never called)."""
+    import ctypes
+
+    counted: list[_Counted] = []
+    for gname, value in list(vars(module).items()):
+        if isinstance(value, ctypes.CDLL):
+            for fname, fn in list(vars(value).items()):
+                if isinstance(fn, ctypes._CFuncPtr):  # type: ignore[attr-defined]
+                    c = _Counted(fn, fname)
+                    setattr(value, fname, c)
+                    counted.append(c)
+        elif isinstance(value, ctypes._CFuncPtr):  # type: ignore[attr-defined]
+            c = _Counted(value, gname)
+            setattr(module, gname, c)
+            counted.append(c)
+    return counted
 
 
 def _build(init_inputs: list[Any], state_dict: dict[str, Any]) -> Any:
@@ -345,6 +454,8 @@ def _call_guarded(model: Any, inputs: list[Any], trace: bool, prev_outputs: list
     py_threads = {t.ident for t in threading.enumerate()}
     children = _children()
     ops: dict[str, int] = {}
+    entry_points = _state.get("entry_points") or []
+    calls_before = [e.calls for e in entry_points]
     t0 = _perf_ns()
     with torch.no_grad():
         if trace:
@@ -394,17 +505,47 @@ def _call_guarded(model: Any, inputs: list[Any], trace: bool, prev_outputs: list
             )
     if not _state.get("in_place") and _digest(in_tensors) != before:
         findings.append("mutation: forward modified its input tensors")
+    overridden = overridden_torch_ops(_state["kernels_at_start"])
+    if overridden:
+        findings.append(
+            f"policy: the solution registered its own kernel for torch operator(s) "
+            f"{', '.join(overridden[:3])}: compute hidden inside an allowed op"
+        )
     return snapshot, {
         "findings": findings,
         "notes": notes,
         "ops": ops,
+        "kernels": {
+            "known": [e._name for e in entry_points],
+            "called": [e._name for e, n in zip(entry_points, calls_before, strict=True) if e.calls > n],
+        },
         "elapsed_ms": elapsed_ms,
         "outputs_live": out,
     }
 
 
+# Outputs of earlier verified calls, kept alive so that their storage cannot be handed out again:
+# a new output overlapping one of them is the candidate writing into a buffer it returned before
+# (a persistent buffer, or a ring of them). At least ``_KEEP_CALLS`` calls are kept (a ring of
+# that many buffers is seen), more while they fit in ``_KEEP_BYTES``.
+_KEEP_CALLS = 3
+_KEEP_BYTES = 256 << 20
+
+
+def _keep(kept: list[list[Any]], outs: list[Any]) -> None:
+    kept.append(outs)
+
+    def size(group: list[Any]) -> int:
+        return sum(t.untyped_storage().nbytes() for t in group)
+
+    while len(kept) > _KEEP_CALLS and sum(size(g) for g in kept) > _KEEP_BYTES:
+        kept.pop(0)
+    while len(kept) > 16:
+        kept.pop(0)
+
+
 def op_run_case(msg: dict[str, Any]) -> dict[str, Any]:
-    """Run one verification case, possibly twice with differently pre-filled memory."""
+    """Run one verification case, once per fill byte, with fresh heap memory full of that byte."""
     import torch
 
     _state["in_place"] = bool(msg.get("in_place"))
@@ -415,17 +556,24 @@ def op_run_case(msg: dict[str, Any]) -> dict[str, Any]:
     _state["model_tensors"] = (
         list(model.parameters()) + list(model.buffers()) if isinstance(model, torch.nn.Module) else []
     )
+    kept: list[list[Any]] = _state.setdefault("kept_outputs", [])
     runs = []
-    prev: list[Any] = []
     threads_seen = []
-    for k, pattern in enumerate(msg.get("prefill_patterns") or [0xFF]):
+    for k, fill in enumerate(msg.get("fills") or [0xA5]):
         inputs = _to_device([x.clone() if isinstance(x, torch.Tensor) else x for x in msg["inputs"]])
-        _prefill(int(msg.get("prefill_bytes", 0)), pattern)
-        out, info = _call_guarded(model, inputs, trace=bool(msg.get("trace")) and k == 0, prev_outputs=prev)
+        prev = [t for group in kept for t in group]
+        _malloc_fill(int(fill))
+        try:
+            out, info = _call_guarded(model, inputs, trace=bool(msg.get("trace", True)), prev_outputs=prev)
+        finally:
+            _malloc_fill(None)
         threads_seen.append(_native_threads())
         live = info.pop("outputs_live")
-        runs.append({"outputs": out, **info})
-        prev = _tensors(live)  # kept alive: the next call must not write into them
+        run = {"outputs": out, "fill": int(fill), **info}
+        if _state["in_place"] and k == 0:  # what the caller's tensors hold afterwards
+            run["inputs_after"] = _map_tensors(inputs, lambda t: t.clone())
+        runs.append(run)
+        _keep(kept, _tensors(live))  # kept alive: later calls must not write into them
     return {"runs": runs, "native_threads": threads_seen}
 
 
@@ -602,13 +750,87 @@ def _classify(exc: BaseException) -> str:
     return "exception"
 
 
+def _undumpable() -> None:
+    """PR_SET_DUMPABLE 0: other processes of this user can no longer ptrace this one or read
+    its memory through /proc/PID/mem (without CAP_SYS_PTRACE), and it leaves no core dump."""
+    import ctypes
+
+    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+
+
+def _integrity_check() -> Any:
+    """Capture the harness's functions now; return a check that names those replaced since.
+
+    Bound before any candidate code is imported. The check covers this module's functions and
+    op table, the protocol and policy modules, the thread-start wrapper and the bound clocks: an
+    attribute replaced (``worker._overlaps = ...``) or a function's code or defaults rewritten is
+    reported, and the returned closure holds the originals where candidate code cannot name them.
+    """
+    import _thread
+    import types
+
+    from kernelarena.verify import policy
+
+    def functions(module: Any) -> dict[str, Any]:
+        return {
+            f"{module.__name__}.{k}": v
+            for k, v in vars(module).items()
+            if isinstance(v, types.FunctionType | type) or k in ("_perf_ns", "_sleep", "_SINK")
+        }
+
+    me = sys.modules[__name__]
+    modules = (me, protocol, policy)
+
+    def current() -> dict[str, Any]:
+        now: dict[str, Any] = {}
+        for m in modules:
+            now.update(functions(m))
+        now.update({f"_OPS[{k}]": v for k, v in _OPS.items()})
+        if "thread_start" in _state:
+            now["_thread.start_new_thread"] = _thread.start_new_thread
+            now["threading._start_new_thread"] = threading._start_new_thread  # type: ignore[attr-defined]
+        return now
+
+    def fingerprint(v: Any) -> Any:
+        return (id(v), getattr(v, "__code__", None), getattr(v, "__defaults__", None),
+                repr(getattr(v, "__kwdefaults__", None)))  # fmt: skip
+
+    start = current()
+    marks = {k: fingerprint(v) for k, v in start.items()}
+    if "thread_start" in _state:
+        marks["_thread.start_new_thread"] = marks["threading._start_new_thread"] = fingerprint(
+            _state["thread_start"]
+        )
+    keep_alive = list(start.values())  # the originals: ids stay unique while they live
+
+    def check() -> list[str]:
+        now = current()
+        changed = [k for k, mark in marks.items() if k not in now or fingerprint(now[k]) != mark]
+        return changed if keep_alive else []
+
+    return check
+
+
+# Run by the parent as ``python -c LAUNCHER ROLE FD_IN FD_OUT``: ``__main__`` is then this stub,
+# not the module whose functions guard the candidate.
+LAUNCHER = "import sys; from kernelarena.sandbox.worker import main; sys.exit(main(sys.argv[1:]))"
+
+
 def main(argv: list[str]) -> int:
     role, fd_in, fd_out = argv[0], int(argv[1]), int(argv[2])
     _state["role"] = role
     _set_threads(int(os.environ.get("KARENA_THREADS", "1")))
+    _state["tracer_cls"] = _tracer_class()
+    _state["kernels_at_start"] = torch_kernel_registrations()
+    if role == "reference":  # holds reference outputs: not readable via /proc/PID/mem or ptrace
+        _undumpable()
+    if role == "candidate":
+        _trace_new_threads()
+    tampered = _integrity_check()
+    recv, send = protocol.recv, protocol.send
     while True:
         try:
-            msg = protocol.recv(fd_in)
+            msg = recv(fd_in)
         except protocol.ProtocolError:
             return 0  # parent went away
         op = msg.get("op")
@@ -626,12 +848,22 @@ def main(argv: list[str]) -> int:
                 "kind": _classify(exc),
                 "traceback": "".join(tb[-6:]),
             }
+        changed = tampered()
+        if changed:  # no result of a tampered worker is trusted
+            reply = {
+                "error": "tamper: harness internals were replaced at run time ("
+                + ", ".join(changed[:4])
+                + "): the solution must not modify the harness",
+                "kind": "solution",
+            }
         reply.setdefault("error", None)
+        if "nonce" in msg:
+            reply["nonce"] = msg["nonce"]
         try:
-            protocol.send(fd_out, reply)
+            send(fd_out, reply)
         except Exception as exc:  # an unencodable output is the candidate's fault
-            protocol.send(fd_out, {"error": f"could not send the result: {type(exc).__name__}: {exc}",
-                                   "kind": "solution"})  # fmt: skip
+            send(fd_out, {"error": f"could not send the result: {type(exc).__name__}: {exc}",
+                          "kind": "solution", "nonce": msg.get("nonce")})  # fmt: skip
         # one message in memory at a time: the last request and reply go before the next arrives
         msg = reply = {}
 

@@ -27,10 +27,36 @@ ALLOWED_OPS: frozenset[str] = frozenset(
 )  # fmt: skip
 
 
+# Only these namespaces hold torch's own operators; an op from any other (a custom op registered
+# with torch.library) runs code the tracer cannot see into, so its bare name never counts.
+TORCH_NAMESPACES: frozenset[str] = frozenset({"aten", "prim", "prims"})
+
+
 def op_name(func: Any) -> str:
-    """``aten.add.Tensor`` -> ``add``; ``aten.add_.Tensor`` -> ``add_``."""
+    """``aten.add.Tensor`` -> ``add``; ``aten.add_.Tensor`` -> ``add_``; ``adv.clone`` -> ``adv::clone``.
+
+    The namespace is kept for every op outside torch's own, so a custom op named like an allowed
+    one (``adv::clone``) is not mistaken for it.
+    """
     packet = getattr(func, "overloadpacket", None)
-    return str(getattr(packet, "__name__", func)).split(".")[-1]
+    name = str(getattr(packet, "__name__", func)).split(".")[-1]
+    namespace = str(getattr(func, "namespace", "aten"))
+    return name if namespace in TORCH_NAMESPACES else f"{namespace}::{name}"
+
+
+def torch_kernel_registrations() -> frozenset[str]:
+    """Kernels registered from Python (``torch.library``), as ``ns/op/dispatch_key`` strings."""
+    import torch.library
+
+    return frozenset(str(i) for i in getattr(torch.library, "_impls", ()))
+
+
+def overridden_torch_ops(before: frozenset[str]) -> list[str]:
+    """torch operators whose kernels Python code registered since ``before``: an allowed op such
+    as ``aten::clone`` could then run arbitrary compute inside it, unseen by the tracer. Meta
+    kernels (shape functions, which torch registers lazily itself) do not compute."""
+    new = torch_kernel_registrations() - before
+    return sorted(i for i in new if i.split("/")[0] in TORCH_NAMESPACES and not i.endswith("/Meta"))
 
 
 def disallowed(ops: dict[str, int]) -> dict[str, int]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from kernelarena.errors import TaskError
 from kernelarena.sandbox.process import Worker, WorkerFailure
+from kernelarena.sandbox.worker import _undumpable
 from kernelarena.types import CaseResult, CheckOptions, Task, Variant, Verdict
 from kernelarena.verify import static
 from kernelarena.verify.canaries import passing_canaries
@@ -68,9 +69,39 @@ def make_case(ref: Worker, task: Task, plan: CasePlan, timeout_s: float | None) 
             "perturb": None if task.perturb_inputs is None else list(task.perturb_inputs),
             "randomize_params": task.randomize_params,
             "float64": task.float64_reference,
+            "in_place": task.in_place,  # the reference then returns its inputs after the call
         },
         timeout_s,
     )
+
+
+# Fill bytes of fresh heap memory per verified call (0xFF is the one byte glibc cannot produce).
+# 0x7F7F7F7F is a huge float32 (fp16: NaN), 0xC3C3C3C3 a negative one: different on purpose, so a
+# read of unwritten memory changes the result between the two runs of a case.
+FILLS = (0x7F, 0xC3, 0x5A)
+
+
+def _fills(first: bool, determinism: bool, n_cases: int) -> list[int]:
+    """Two runs for a variant's first case (determinism); three when it is the variant's only
+    case, so outputs of three calls are seen (a ring of two reused buffers shows up)."""
+    if not (first and determinism):
+        return [0xA5]
+    return list(FILLS[: 3 if n_cases == 1 else 2])
+
+
+def _sentinel_elements(outputs: Any, fill: int) -> list[tuple[int, int]]:
+    """(output index, count) of elements whose every byte is the fresh-memory fill byte."""
+    import torch
+
+    found = []
+    for i, t in enumerate(outputs if isinstance(outputs, list | tuple) else [outputs]):
+        if not isinstance(t, torch.Tensor) or t.element_size() < 2 or not t.numel():
+            continue
+        b = t.contiguous().view(-1).view(torch.uint8).view(-1, t.element_size())
+        n = int((b == fill).all(dim=1).sum())
+        if n:
+            found.append((i, n))
+    return found
 
 
 def _nbytes(value: Any) -> int:
@@ -137,6 +168,7 @@ def verify(
 ) -> Verdict:
     """Run every planned case; stop early on a crash, skip the rest of a variant once it fails."""
     t0 = time.monotonic()
+    _undumpable()  # this process holds the reference outputs: not readable from a worker
     run = _Run()
     run.notes.extend(task.notes)
     secret = options.secret if options.secret is not None else (secret or new_secret())
@@ -158,6 +190,7 @@ def verify(
         return _verdict(run, checked, not_checked, t0)
 
     plans = plan_cases(task, options, secret)
+    cases_of = {p.variant.index: sum(q.variant.index == p.variant.index for q in plans) for p in plans}
     failed_variants: set[int] = set()
     dropped: set[int] = set()
     first_of_variant: set[int] = set()
@@ -189,10 +222,7 @@ def verify(
         reference = case["reference"] if case["reference"] is not None else case["native"]
         first = vi not in first_of_variant
         first_of_variant.add(vi)
-        patterns = [0xFF, 0x3C] if (first and options.repeat_determinism) else [0xA5]
-        # Freed blocks above the workers' mmap threshold (32 MiB) go back to the OS, so a larger
-        # prefill never reaches the candidate's allocations: it would only cost memory.
-        prefill = min(PREFILL_MAX_BYTES, max(1 << 20, 2 * _nbytes(case["native"])))
+        fills = _fills(first, options.repeat_determinism, cases_of[vi])
         try:
             out = cand.request(
                 {
@@ -200,9 +230,8 @@ def verify(
                     "init_inputs": case["init_inputs"],
                     "state_dict": case["state_dict"],
                     "inputs": case["inputs"],
-                    "trace": first,
-                    "prefill_bytes": prefill,
-                    "prefill_patterns": patterns,
+                    "trace": True,  # every verified call: a cheat cannot wait for an untraced one
+                    "fills": fills,
                     "in_place": task.in_place,
                 },
                 options.timeout_s,
@@ -216,7 +245,10 @@ def verify(
         threads.extend(out.get("native_threads", []))
         if not ok:
             failed_variants.add(vi)
-    if len(threads) >= 4 and threads[-1] > threads[1] + 2 and threads == sorted(threads):
+    # Growth call after call is escaped work; one step up is a pool started lazily by the first
+    # call large enough to go parallel (then flat), which is fine.
+    steps = sum(b > a for a, b in zip(threads[1:], threads[2:], strict=False))
+    if len(threads) >= 4 and threads[-1] > threads[1] + 2 and threads == sorted(threads) and steps >= 3:
         run.reason(
             f"escape: the candidate's native thread count grew from {threads[1]} to {threads[-1]} over "
             "successive calls (threads left running after forward returns)"
@@ -229,10 +261,15 @@ def verify(
         + ("float64 reference" if task.float64_reference else "native-precision reference"),
         "exact output type (torch.Tensor), shape, dtype; non-finite values only where the reference has them",
         "tolerance scale-relative and tied to torch's own error against float64",
-        "inputs unchanged; outputs do not alias inputs, parameters or earlier outputs",
+        "inputs unchanged (IN_PLACE tasks: inputs end as the reference's); outputs do not alias "
+        "inputs, parameters or the outputs of earlier calls (at least 3 kept)",
+        "harness functions in the candidate worker unchanged after every request; replies carry a "
+        "per-request nonce (forged messages refused)",
         "reference weights re-drawn at random and copied in by name",
         "no Python threads or child processes left running after forward",
-        f"policy {options.policy}: ATen ops traced in forward (first call of each variant)",
+        f"policy {options.policy}: ATen ops traced in every verified call, helper threads included; "
+        "only aten/prims ops may be allowed",
+        "fresh heap memory filled with a sentinel byte (glibc perturb) in every verified call",
         "canary outputs (zeros, ones, mean, passthrough) tested against the task",
     ]
     if options.repeat_determinism:
@@ -282,6 +319,12 @@ def _judge_case(
         if bad_ops:
             ops = ", ".join(f"{k}({v})" for k, v in sorted(bad_ops.items()))
             msg = f"policy: forward ran torch compute ops {ops}; do the computation in the solution's own kernel"
+            kernels = r.get("kernels") or {}
+            if kernels.get("known") and not kernels.get("called"):
+                msg += (
+                    f" (its compiled kernel(s) {', '.join(kernels['known'][:3])} were not called in "
+                    "this call: a ghost kernel)"
+                )
             if options.policy == "strict":
                 run.reason(msg)
                 ok = False
@@ -289,20 +332,32 @@ def _judge_case(
                 run.flag(msg)
     res = compare(runs[0]["outputs"], reference, case["native"], atol=task.atol, rtol=task.rtol)
     if not res.ok:
-        run.reason(f"{where}: {res.reason}")
+        stale = _sentinel_elements(runs[0]["outputs"], int(runs[0].get("fill", -1)))
+        if stale:  # name the cause: the harness's own poison came back
+            i, n = stale[0]
+            run.reason(
+                f"{where}: output {i}: {n} element(s) hold the harness's sentinel fill of fresh memory "
+                f"(bytes 0x{runs[0]['fill']:02X}): never written by forward (uninitialized output; "
+                f"{res.reason})"
+            )
+        else:
+            run.reason(f"{where}: {res.reason}")
         ok = False
-    elif len(runs) > 1 and not _bitwise_equal(runs[0]["outputs"], runs[1]["outputs"]):
-        again = compare(runs[1]["outputs"], reference, case["native"], atol=task.atol, rtol=task.rtol)
-        if not again.ok:
+    elif len(runs) > 1 and not all(_bitwise_equal(runs[0]["outputs"], r["outputs"]) for r in runs[1:]):
+        bad = [c for r in runs[1:] if not (c := compare(r["outputs"], reference, case["native"],
+                                                         atol=task.atol, rtol=task.rtol)).ok]  # fmt: skip
+        if bad:
             run.reason(
                 f"{where}: a second run on the same inputs (different pre-filled memory) gave different, "
-                f"wrong results ({again.reason}): uninitialized memory or a race"
+                f"wrong results ({bad[0].reason}): uninitialized memory or a race"
             )
             ok = False
         else:
             run.flag(
                 f"nondeterministic: {where} outputs differ bitwise between two runs (both within tolerance)"
             )
+    if task.in_place and ok:
+        ok = _judge_in_place(task, where, case, runs[0], run)
     run.cases.append(
         CaseResult(
             plan.variant.label,
@@ -319,6 +374,27 @@ def _judge_case(
         if weak:
             run.flag(f"weak-task: canary output(s) {', '.join(weak)} pass variant {plan.variant.label}")
     return ok
+
+
+def _judge_in_place(task: Task, where: str, case: dict[str, Any], first: dict[str, Any], run: _Run) -> bool:
+    """An IN_PLACE task's inputs must end as the reference's inputs end after its call."""
+    import torch
+
+    want, got = case.get("inputs_after"), first.get("inputs_after")
+    if want is None or got is None:
+        run.notes.append("in place: the inputs' final state was not compared (not returned)")
+        return True
+    for i, (w, g) in enumerate(zip(want, got, strict=False)):
+        if not isinstance(w, torch.Tensor) or not w.is_floating_point():
+            continue
+        res = compare(g, w, w, atol=task.atol, rtol=task.rtol)
+        if not res.ok:
+            run.reason(
+                f"{where}: in place: input {i} does not hold what the reference leaves in it after "
+                f"forward ({res.reason}); the task is IN_PLACE, so forward must update its inputs"
+            )
+            return False
+    return True
 
 
 def _verdict(run: _Run, checked: list[str], not_checked: list[str], t0: float) -> Verdict:

@@ -2,7 +2,6 @@
 EXPECT: stale: output
 TASK: tests/data/tasks/scaled_tanh.py
 CLASS: 8
-GAP: the stale-output guard keeps only the immediately previous call's outputs (and verification makes at most two calls per case); a ring of two buffers never overlaps the previous output, so reuse across calls goes unseen, in verification and in timing (which has no storage guard at all)
 
 A fix: keep the outputs of every earlier call of the case alive (or three or more calls per case).
 """

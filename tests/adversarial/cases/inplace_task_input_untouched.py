@@ -2,7 +2,6 @@
 EXPECT: in place
 TASK: tests/adversarial/tasks/inplace_tanh.py
 CLASS: 8
-GAP: for IN_PLACE tasks the worker skips the mutation and alias guards and compares only the returned outputs; nothing checks that the inputs end up as the reference leaves them (the reference's inputs after its call are not even kept)
 """
 
 import torch

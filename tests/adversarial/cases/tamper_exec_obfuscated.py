@@ -2,7 +2,6 @@
 EXPECT: stale: output || static:
 TASK: tests/data/tasks/scaled_tanh.py
 CLASS: 6
-GAP: the static scan does not look inside exec/eval/compile strings (or flag their use), and the guards run inside the candidate's process, where the decoded code patches __main__._overlaps so the stale and alias checks see no overlap
 
 The decoded source is: import sys; m = sys.modules["__main__"]; m._overlaps = lambda a, b: False
 """

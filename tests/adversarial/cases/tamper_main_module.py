@@ -1,8 +1,7 @@
 """EXPLOIT: `import __main__` is the sandboxed worker module itself; replacing its _tracer with a no-op mode switches the strict-policy op tracer off, and forward then computes with torch
-EXPECT: harness internals
+EXPECT: harness internals || policy: forward ran torch compute ops
 TASK: tests/data/tasks/scaled_tanh.py
 CLASS: 6
-GAP: the static scan does not flag `import __main__` (the worker runs as `python -m kernelarena.sandbox.worker`, so __main__ is the harness) nor attribute assignments on it; every in-process guard (_tracer, _overlaps, _digest, _tensors, _perf_ns) can be replaced this way
 
 The replacement tracer is a null context manager that records no op.
 """

@@ -2,7 +2,6 @@
 EXPECT: policy: forward ran torch compute ops
 TASK: tests/data/tasks/scaled_tanh.py
 CLASS: 3
-GAP: policy.op_name drops the operator namespace (aten.clone and adv.clone are both "clone"), and a dispatch mode does not trace inside an op it lets through, so any custom op named like an allowed op (clone, copy_, view, empty) hides arbitrary torch compute; torch.library is on the static scan's allow list and Tensor methods inside the op body are invisible to it
 
 A fix: allow only the aten namespace (func.namespace == "aten") and count custom ops as compute.
 """

@@ -2,7 +2,6 @@
 EXPECT: policy: forward ran torch compute ops
 TASK: tests/data/tasks/scaled_tanh.py
 CLASS: 3
-GAP: TorchDispatchMode is thread-local, so ops that forward runs on another thread (joined before returning, so no escape either) are invisible to the policy tracer; the static scan misses Tensor methods
 
 The thread is joined, so nothing escapes the call.
 """

@@ -2,7 +2,6 @@
 EXPECT: policy: forward ran torch compute ops
 TASK: tests/data/tasks/scaled_tanh.py
 CLASS: 3
-GAP: the policy tracer runs only on the first call of each variant (run_case trace=first, k == 0); torch compute on any other call, including every timed call, is never seen
 
 The torch result is right, so no comparison notices either.
 """
