@@ -417,6 +417,8 @@ def _timed(
         percent_of_roofline=pct,
         flags=tuple(flags),
         reasons=tuple(reasons),
+        flops=flops,
+        bytes_moved=bytes_moved,
     )
 
 
@@ -471,6 +473,8 @@ def bench_from_json(data: dict[str, Any], note: str | None = None) -> BenchResul
         percent_of_roofline=data.get("percent_of_roofline"),
         flags=tuple(data.get("flags", ())),
         reasons=tuple(data.get("reasons", ())),
+        flops=data.get("flops"),
+        bytes_moved=data.get("bytes_moved"),
     )
 
 

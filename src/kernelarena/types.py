@@ -168,6 +168,10 @@ class BenchResult:
     percent_of_roofline: float | None = None
     flags: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()  # timing-stage rejections (tampering, implausible speed)
+    flops: float | None = (
+        None  # the headline variant's work (task's flops()/bytes_moved()), for roofline charts
+    )
+    bytes_moved: float | None = None
 
     @property
     def passed(self) -> bool:

@@ -222,7 +222,7 @@ def _trace_new_threads() -> None:
 
         return original(run, args, kwargs or {})
 
-    _thread.start_new_thread = start_new_thread  # type: ignore[assignment]
+    _thread.start_new_thread = start_new_thread
     threading._start_new_thread = start_new_thread  # type: ignore[attr-defined]
     _state["thread_start"] = start_new_thread
 

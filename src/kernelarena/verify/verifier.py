@@ -8,6 +8,7 @@ code only) runs it; this process (neither) compares. Secret seeds never leave th
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import time
@@ -247,7 +248,7 @@ def verify(
             failed_variants.add(vi)
     # Growth call after call is escaped work; one step up is a pool started lazily by the first
     # call large enough to go parallel (then flat), which is fine.
-    steps = sum(b > a for a, b in zip(threads[1:], threads[2:], strict=False))
+    steps = sum(b > a for a, b in itertools.pairwise(threads[1:]))
     if len(threads) >= 4 and threads[-1] > threads[1] + 2 and threads == sorted(threads) and steps >= 3:
         run.reason(
             f"escape: the candidate's native thread count grew from {threads[1]} to {threads[-1]} over "

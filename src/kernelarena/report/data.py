@@ -1,0 +1,167 @@
+"""What a report shows, as one JSON-able dict: the terminal table, ``--json`` and the HTML page
+all read this, so the page's numbers are the JSON's numbers.
+
+Shape (every key always present)::
+
+    {
+      "records":    [row, ...],   # latest bench record per (task, solution, baseline, machine): bench_row
+      "history":    [{"task", "solution", "baseline", "machine", "created_at", "speedup",
+                      "speedup_ci", "verdict"}, ...],          # every bench record, oldest first
+      "roofs":      [{"machine_id", "device_name", "mem_bw_bytes_per_s", "peak_flops"}, ...],
+      "agent_runs": [{"run", "task", "round", "best_speedup", "correct_rate"}, ...],
+      "notes":      [str, ...],
+    }
+
+``agent_runs`` is the data shape of the agent-convergence chart: one row per (run, round), where
+``best_speedup`` is the best verified speedup so far (null before the first) and ``correct_rate``
+the fraction of the run's candidates so far that passed. It is read from a store table
+``agent_rounds`` with those columns when one exists; the page says "no agent runs" otherwise.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import json
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from kernelarena.store.sqlite import Store
+
+COMPARABLE_NOTE = (
+    "Timings are comparable only within one machine (and, on a cluster, one node): filter by "
+    "machine before comparing speedups or milliseconds across rows."
+)
+
+
+@functools.cache
+def _suite_of_task() -> dict[str, str]:
+    """Built-in task name -> suite name, from the package's suites folder."""
+    root = Path(__file__).resolve().parent.parent / "tasks" / "suites"
+    return {p.stem: p.parent.name for p in root.glob("*/*.py") if not p.stem.startswith("_")}
+
+
+@functools.cache
+def _backend_of(solution: str) -> str:
+    from kernelarena.backends.registry import detect_backend
+
+    try:
+        return detect_backend(Path(solution).read_text(errors="replace"))
+    except OSError:
+        return "unknown"
+
+
+def _run_of(created_at: float, runs: list[dict[str, Any]]) -> str:
+    for run in runs:
+        end = run["finished_at"] or float("inf")
+        if run["started_at"] <= created_at <= end:
+            return run["label"]
+    return "single bench"
+
+
+def bench_row(r: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One stored bench record as a report row (flat, JSON-able)."""
+    res = r["payload"]["result"]
+    cand, base = res.get("candidate") or {}, res.get("baseline") or {}
+    solution = r["solution"] or ""
+    node = res.get("node")
+    return {
+        "task": r["task"],
+        "suite": _suite_of_task().get(r["task"], "-"),
+        "solution": Path(solution).name,
+        "backend": _backend_of(solution) if solution else "-",
+        "baseline": r["baseline"],
+        "machine": r["device"] + (f" @ {node}" if node else ""),
+        "run": _run_of(r["created_at"], runs),
+        "created_at": r["created_at"],
+        "verdict": r["verdict"],
+        "speedup": res.get("speedup"),
+        "speedup_ci": res.get("speedup_ci"),
+        "candidate_ms": cand.get("median_ms"),
+        "baseline_ms": base.get("median_ms"),
+        "percent_of_roofline": res.get("percent_of_roofline"),
+        "flops": res.get("flops"),
+        "bytes_moved": res.get("bytes_moved"),
+        "cache": cand.get("cache"),
+        "mode": cand.get("mode"),
+        "device": r["device"],
+        "reasons": (res.get("verdict") or {}).get("reasons", []) + res.get("reasons", []),
+    }
+
+
+def _suite_runs(db: Path) -> list[dict[str, Any]]:
+    with closing(sqlite3.connect(db, timeout=30)) as conn:
+        rows = conn.execute(
+            "SELECT suite, started_at, finished_at FROM suite_runs ORDER BY started_at"
+        ).fetchall()
+    return [
+        {
+            "label": f"{Path(s).name} {datetime.datetime.fromtimestamp(t0, datetime.UTC):%Y-%m-%d %H:%M}",
+            "started_at": t0,
+            "finished_at": t1,
+        }
+        for s, t0, t1 in rows
+    ]
+
+
+def _roofs(db: Path) -> list[dict[str, Any]]:
+    from kernelarena.hw.profile import HardwareProfile
+
+    with closing(sqlite3.connect(db, timeout=30)) as conn:
+        try:
+            rows = conn.execute("SELECT profile_json FROM hw_profiles").fetchall()
+        except sqlite3.OperationalError:  # no profile measured with this database yet
+            return []
+    out = []
+    for (blob,) in rows:
+        try:
+            p = HardwareProfile.from_json(blob)
+        except (ValueError, TypeError, KeyError):
+            continue
+        out.append(
+            {
+                "machine_id": p.machine_id,
+                "device_name": p.device_name,
+                "mem_bw_bytes_per_s": p.mem_bw_bytes_per_s,
+                "peak_flops": p.peak_flops_fp32,
+            }
+        )
+    return out
+
+
+def agent_runs(db: Path) -> list[dict[str, Any]]:
+    """Rows of the ``agent_rounds`` table (see the module docstring); [] when there is none."""
+    cols = ("run", "task", "round", "best_speedup", "correct_rate")
+    with closing(sqlite3.connect(db, timeout=30)) as conn:
+        try:
+            rows = conn.execute(f"SELECT {', '.join(cols)} FROM agent_rounds ORDER BY run, round").fetchall()
+        except sqlite3.OperationalError:
+            return []
+    return [dict(zip(cols, row, strict=True)) for row in rows]
+
+
+def report_data(db: Path, task: str | None = None) -> dict[str, Any]:
+    """Everything a report shows, read from the store at ``db`` (see the module docstring)."""
+    with Store(db) as store:
+        bench = list(store.records(kind="bench", task=task))
+    runs = _suite_runs(db)
+    latest: dict[
+        tuple[str, str, str, str], dict[str, Any]
+    ] = {}  # per machine: timings compare only within one
+    history = []
+    for r in bench:  # records come oldest first
+        row = bench_row(r, runs)
+        latest[(r["task"], r["solution"] or "", r["baseline"] or "", row["machine"])] = row
+        history.append({k: row[k] for k in ("task", "solution", "baseline", "machine", "created_at", "speedup",
+                                            "speedup_ci", "verdict")})  # fmt: skip
+    data = {
+        "records": [latest[k] for k in sorted(latest)],
+        "history": history,
+        "roofs": _roofs(db),
+        "agent_runs": agent_runs(db),
+        "notes": [COMPARABLE_NOTE],
+    }
+    json.dumps(data)  # fail here, not in the page, if something is not JSON-able
+    return data
