@@ -180,6 +180,10 @@ def largest_case_bytes(task: Task) -> int:
     return max((footprint_bytes(task.path, v.overrides)[0] or 0 for v in task.variants), default=0)
 
 
+# integer globals that are operator settings, not sizes: scaling them changes the task
+_NOT_SIZES = ("kernel", "stride", "pad", "dilation", "groups", "pool")
+
+
 def _batch_like(name: str) -> bool:
     return "batch" in name.lower() or name in ("b", "bs", "B", "n_seq", "num_seqs")
 
@@ -200,6 +204,8 @@ def scale_to_fit(path: Path, overrides: dict[str, Any], max_bytes: int) -> tuple
     sys.modules.pop(module.__name__, None)
     relevant = {}  # only the globals that actually change the footprint are scaled
     for k, v in sizes.items():
+        if any(word in k.lower() for word in _NOT_SIZES):
+            continue
         probe, _ = footprint_bytes(path, {**overrides, k: v * 2})
         if probe is not None and probe != size:
             relevant[k] = v
@@ -212,10 +218,9 @@ def scale_to_fit(path: Path, overrides: dict[str, Any], max_bytes: int) -> tuple
     groups = [g for g in (batch, relevant) if g]
     result = None
     for group in groups:
-        current, new_size = _shrink(path, overrides, group, size, max_bytes)
-        valid = not ran or footprint_bytes(path, {**overrides, **current})[1]
+        current, new_size = _shrink(path, overrides, group, size, max_bytes, ran)
         result = (current, new_size, group)
-        if new_size <= max_bytes and valid:
+        if new_size <= max_bytes:
             break
     assert result is not None
     current, new_size, group = result
@@ -228,17 +233,27 @@ def scale_to_fit(path: Path, overrides: dict[str, Any], max_bytes: int) -> tuple
 
 
 def _shrink(
-    path: Path, overrides: dict[str, Any], group: dict[str, int], size: int, max_bytes: int
+    path: Path, overrides: dict[str, Any], group: dict[str, int], size: int, max_bytes: int, ran: bool
 ) -> tuple[dict[str, int], int]:
     """Halve the largest global of ``group`` until the case fits: small dimensions (a matmul's
-    small K, a head size) keep their value as long as larger ones can give."""
+    small K, a head size) keep their value as long as larger ones can give. A halving after which
+    the model no longer runs on meta (when it did before) is undone and that global is frozen
+    (a LayerNorm over a spatial size tied to a channel count)."""
     current, new_size = dict(group), size
+    frozen: set[str] = set()
     for _ in range(200):
-        k = max(current, key=lambda name: current[name])
-        if current[k] <= 1:
+        movable = [k for k in current if k not in frozen and current[k] > 1]
+        if not movable:
             break
-        current[k] = max(1, current[k] // 2 | (current[k] & 1 if current[k] > 3 else 0))
-        new_size = footprint_bytes(path, {**overrides, **current})[0] or 0
+        k = max(movable, key=lambda name: current[name])
+        old = current[k]
+        current[k] = max(1, old // 2 | (old & 1 if old > 3 else 0))
+        probe, still_runs = footprint_bytes(path, {**overrides, **current})
+        if ran and not still_runs:
+            current[k] = old
+            frozen.add(k)
+            continue
+        new_size = probe or 0
         if new_size <= max_bytes:
             break
     return current, new_size
