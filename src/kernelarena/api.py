@@ -20,7 +20,7 @@ from typing import Any
 from kernelarena import settings
 from kernelarena.errors import TaskError, UsageError
 from kernelarena.sandbox import memory
-from kernelarena.sandbox.process import Worker, WorkerFailure
+from kernelarena.sandbox.process import Worker, WorkerFailure, prestart_workers
 from kernelarena.store.keys import device_id, kernel_sources_hash, make_key, toolchain
 from kernelarena.store.sqlite import Store
 from kernelarena.tasks.loader import largest_case_bytes, load_task, source_hash
@@ -179,6 +179,7 @@ def check(
     faults (they are reasons in the verdict); raises UsageError when the command cannot run."""
     options = options or CheckOptions()
     _require_device(options.device)
+    prestart_workers(options.threads)  # the zygote imports torch while the task loads
     t = _as_task(task, options.max_bytes)
     sol = load_solution(solution)
     key = make_key("check", _key_parts(t, sol, options))
@@ -301,6 +302,7 @@ def bench(
     copts = check_options or CheckOptions()
     topts = timing_options or TimingOptions()
     _require_device(copts.device)
+    prestart_workers(copts.threads)
     t = _as_task(task, copts.max_bytes)
     sol = load_solution(solution)
     base_sol = None

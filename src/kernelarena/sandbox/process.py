@@ -63,6 +63,18 @@ def worker_env(threads: int, extra: dict[str, str] | None = None) -> dict[str, s
     return env
 
 
+def _full_env(threads: int, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env_vars = worker_env(threads, extra)
+    src_root = str(Path(__file__).resolve().parents[2])
+    env_vars["PYTHONPATH"] = os.pathsep.join(p for p in (src_root, env_vars.get("PYTHONPATH")) if p)
+    return env_vars
+
+
+def prestart_workers(threads: int | None = None) -> None:
+    """Start the zygote now, in the background (call before other slow start-up work)."""
+    zygote.prestart(_full_env(threads or settings.num_threads()))
+
+
 # memory the parent keeps for itself beyond a received message (its own arrays, the comparison)
 _PARENT_RESERVE_BYTES = 256 << 20
 
@@ -93,9 +105,7 @@ class Worker:
         to_child_r, self._to_child = os.pipe()
         self._from_child, from_child_w = os.pipe()
         log_file = open(self.log_path, "wb")  # noqa: SIM115 - handed to the child
-        src_root = str(Path(__file__).resolve().parents[2])
-        env_vars = worker_env(self.threads, env)
-        env_vars["PYTHONPATH"] = os.pathsep.join(p for p in (src_root, env_vars.get("PYTHONPATH")) if p)
+        env_vars = _full_env(self.threads, env)
         proc: subprocess.Popen[bytes] | zygote.Child | None = None
         if zygote.enabled():
             try:  # a fork of the preloaded zygote: no 2-4 s ``import torch`` per worker

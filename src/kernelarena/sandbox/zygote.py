@@ -205,13 +205,25 @@ class Zygote:
         self._exits: dict[int, int] = {}
         self._replies: list[dict[str, Any]] = []
         self._alive = True
+        self._ready = False
+        self.dumpable = 1
+
+    def _wait_ready(self) -> None:
+        """Block until the zygote has imported torch (it starts in the background: the parent
+        meanwhile loads the task, importing torch itself, on the other core)."""
+        if self._ready:
+            return
         self._sock.settimeout(120)
-        hello = json.loads(self._sock.recv(_MAX_MSG) or b"{}")
+        try:
+            hello = json.loads(self._sock.recv(_MAX_MSG) or b"{}")
+        except (OSError, ValueError) as exc:
+            hello = {"error": str(exc)}
         if "ready" not in hello:
-            self.close()
-            raise ZygoteError("the zygote did not start")
-        self.dumpable = int(hello.get("dumpable", 1))
+            self._alive = False
+            raise ZygoteError(f"the zygote did not start ({hello.get('error', 'no greeting')})")
         self._sock.settimeout(None)
+        self.dumpable = int(hello.get("dumpable", 1))
+        self._ready = True
         self._reader = threading.Thread(target=self._read, name="karena-zygote", daemon=True)
         self._reader.start()
 
@@ -239,6 +251,7 @@ class Zygote:
 
     def spawn(self, request: dict[str, Any], fds: tuple[int, int, int]) -> Child:
         with self._spawn_lock:
+            self._wait_ready()
             if not self.alive:
                 raise ZygoteError("the zygote is gone")
             self._sock.sendmsg(
@@ -289,8 +302,7 @@ def _key(env: dict[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, v) for k, v in env.items() if k not in _LATE_ENV))
 
 
-def spawn(*, role: str, env: dict[str, str], cwd: str, memory_bytes: int, fds: tuple[int, int, int]) -> Child:
-    """Fork a worker from the zygote for ``env`` (started on first use). Raises ZygoteError."""
+def _zygote_for(env: dict[str, str]) -> Zygote:
     key = _key(env)
     with _lock:
         z = _zygotes.get(key)
@@ -303,8 +315,21 @@ def spawn(*, role: str, env: dict[str, str], cwd: str, memory_bytes: int, fds: t
                 _zygotes.pop(next(iter(_zygotes))).close()
             try:
                 z = _zygotes[key] = Zygote(env)
-            except (OSError, ValueError, ZygoteError) as exc:
+            except (OSError, ValueError) as exc:
                 raise ZygoteError(f"could not start the zygote: {exc}") from exc
+        return z
+
+
+def prestart(env: dict[str, str]) -> None:
+    """Start the zygote for ``env`` in the background, if it is not running yet."""
+    if enabled():
+        with contextlib.suppress(ZygoteError):
+            _zygote_for(env)
+
+
+def spawn(*, role: str, env: dict[str, str], cwd: str, memory_bytes: int, fds: tuple[int, int, int]) -> Child:
+    """Fork a worker from the zygote for ``env`` (started on first use). Raises ZygoteError."""
+    z = _zygote_for(env)
     request = {"role": role, "env": env, "cwd": cwd, "memory_bytes": memory_bytes}
     try:
         return z.spawn(request, fds)
