@@ -11,6 +11,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -135,22 +136,57 @@ def check(
 
 
 def roofline_percent(
-    flops: float | None, bytes_moved: float | None, median_ms: float, cache: str = "warm"
+    flops: float | None,
+    bytes_moved: float | None,
+    median_ms: float,
+    cache: str = "warm",
+    db_path: Path | None = None,
 ) -> tuple[float | None, str | None]:
-    """% of the machine's roofline (None when the task or the machine profile cannot say)."""
+    """% of the machine's roofline (None when the task or the machine profile cannot say).
+
+    ``db_path``: the store the profile is read from (and saved to); None (``--no-store``) measures a
+    quick profile once per process without writing any database (the default one included)."""
     if not flops and not bytes_moved:
         return None, None
     try:
-        from kernelarena.hw import load_or_measure, percent_of_roofline
+        from kernelarena.hw import percent_of_roofline
         from kernelarena.hw.roofline import working_set_for_cache
 
-        profile = load_or_measure(settings.db_path(), quick=True)
+        profile = _profile(db_path)
         # cold cache: judged against DRAM; warm: against the cache level that holds the working set
         ws = working_set_for_cache(cache, bytes_moved)
         pct = percent_of_roofline(profile, flops or 0.0, bytes_moved or 0.0, median_ms, working_set_bytes=ws)
         return float(pct), None
     except Exception as exc:  # the profile is an extra: its failure never sinks a bench
         return None, f"roofline unavailable: {type(exc).__name__}: {exc}"
+
+
+@functools.cache
+def _profile(db_path: Path | None) -> Any:
+    from kernelarena.hw import load_or_measure
+
+    return load_or_measure(Path(db_path) if db_path is not None else Path(":memory:"), quick=True)
+
+
+def _resolved(copts: CheckOptions, topts: TimingOptions) -> tuple[CheckOptions, TimingOptions]:
+    """Settings resolved at the edge: both options carry the thread count the run uses, so the
+    cache key is complete (``threads=None`` in a key let records of different KARENA_THREADS mix)."""
+    threads = copts.threads or topts.threads or settings.num_threads()
+    return replace(copts, threads=threads), replace(topts, threads=threads)
+
+
+def bench_key(
+    t: Task,
+    sol: Solution,
+    base_sol: Solution | None,
+    baseline: str,
+    copts: CheckOptions,
+    topts: TimingOptions,
+) -> str:
+    """The store key of a bench record (options already resolved by ``_resolved``)."""
+    parts = {**_key_parts(t, sol, copts), "baseline": base_sol.source_hash if base_sol else baseline,
+             "timing": to_jsonable(topts)}  # fmt: skip
+    return make_key("bench", parts)
 
 
 def bench(
@@ -169,22 +205,18 @@ def bench(
 
     ``verified``: a passing verdict from ``check`` with the same options, to skip re-verifying.
     """
-    copts = check_options or CheckOptions()
-    topts = timing_options or TimingOptions()
+    copts, topts = _resolved(check_options or CheckOptions(), timing_options or TimingOptions())
     pipeline.require_device(copts.device)
     t = pipeline.as_task(task, copts.max_bytes)
     sol = load_solution(solution)
     base_sol = None
     if baseline not in ("eager", "compile"):
         base_sol = load_solution(baseline)
-    parts = {**_key_parts(t, sol, copts), "baseline": base_sol.source_hash if base_sol else baseline,
-             "timing": to_jsonable(topts)}  # fmt: skip
-    key = make_key("bench", parts)
+    key = bench_key(t, sol, base_sol, baseline, copts, topts)
     if store is not None and not fresh:
         cached = store.get(key)
         if cached is not None:
             return bench_from_json(cached["result"], note="reused a stored record (use --fresh to re-run)")
-    threads = copts.threads or topts.threads or settings.num_threads()
     secret = copts.secret if copts.secret is not None else new_secret()
     if interpreted(sol, copts):
         verdict = verified if verified is not None else pipeline.verify_any(t, sol, copts)
@@ -204,7 +236,18 @@ def bench(
             if verified is not None:  # the candidate worker has not imported the solution yet
                 cand.request({"op": "load", "path": str(sol.path), "device": copts.device})
             result = _timed(
-                t, sol, base_sol, baseline, verdict, ref, cand, copts, topts, threads, secret, progress
+                t,
+                sol,
+                base_sol,
+                baseline,
+                verdict,
+                ref,
+                cand,
+                copts,
+                topts,
+                secret,
+                progress,
+                store.path if store is not None else None,
             )
     if store is not None:
         store.put(key, "bench", _meta(t, sol, baseline, copts),
@@ -223,10 +266,11 @@ def _timed(
     cand: Worker,
     copts: CheckOptions,
     topts: TimingOptions,
-    threads: int,
     secret: int,
     progress: Callable[[str], None] | None,
+    db_path: Path | None,
 ) -> BenchResult:
+    threads = copts.threads or settings.num_threads()
     if progress:
         progress("timing")
     try:
@@ -258,7 +302,7 @@ def _timed(
             verdict=verdict, baseline_kind=baseline, reasons=(f"while timing, a worker {exc}",)
         )
     reasons, flags = list(pair.reasons), list(pair.flags)
-    pct, note = roofline_percent(flops, bytes_moved, pair.candidate.median_ms, topts.cache)
+    pct, note = roofline_percent(flops, bytes_moved, pair.candidate.median_ms, topts.cache, db_path)
     if note:
         flags.append(note)
     implausible = (pct is not None and pct > 100.0) or pair.speedup > IMPLAUSIBLE_SPEEDUP
