@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kernelarena import pipeline, settings
+from kernelarena.backends.interface import backend_of
 from kernelarena.errors import UsageError
 from kernelarena.sandbox.process import Worker, WorkerFailure
 from kernelarena.session import TuningSession
@@ -37,7 +38,6 @@ from kernelarena.types import (
     Verdict,
     to_jsonable,
 )
-from kernelarena.verify.triton_cpu import interpreted
 from kernelarena.verify.verifier import new_secret, verify
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def load_solution(path: str | Path) -> Solution:
 def _key_parts(task: Task, solution: Solution, options: CheckOptions) -> dict[str, Any]:
     return {
         "backend": solution.backend,
-        "interpreter": interpreted(solution, options),
+        "build": backend_of(solution).build_key(options),
         "task_hash": task.source_hash,
         "variants": [v.overrides for v in task.variants],
         "solution_hash": solution.source_hash,
@@ -218,11 +218,10 @@ def bench(
         if cached is not None:
             return bench_from_json(cached["result"], note="reused a stored record (use --fresh to re-run)")
     secret = copts.secret if copts.secret is not None else new_secret()
-    if interpreted(sol, copts):
+    skipped = backend_of(sol).timing_skipped(copts)
+    if skipped:
         verdict = verified if verified is not None else pipeline.verify_any(t, sol, copts)
-        return BenchResult(verdict=verdict, baseline_kind=baseline,
-                           flags=("timing skipped: a Triton solution on a CPU runs under the interpreter; "
-                                  "time it with --device cuda on a GPU",))  # fmt: skip
+        return BenchResult(verdict=verdict, baseline_kind=baseline, flags=(skipped,))
     pipeline.memory_guard(t)
     with pipeline.memory_errors(t), pipeline.workers(copts) as (ref, cand):
         if progress:

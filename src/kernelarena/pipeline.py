@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+from kernelarena.backends.interface import ExtraChecks, backend_of
 from kernelarena.errors import TaskError, UsageError
 from kernelarena.sandbox import memory
 from kernelarena.sandbox.process import Worker
 from kernelarena.tasks.loader import largest_case_bytes, load_task
 from kernelarena.timing import bench as timing
 from kernelarena.types import AUTO_MAX_BYTES, CheckOptions, Solution, Task, Verdict
-from kernelarena.verify.triton_cpu import compile_check, for_interpreter, interpreted
 from kernelarena.verify.verifier import CasePlan, case_request, verify
 
 
@@ -90,23 +90,22 @@ def workers(
 
 
 def verify_any(t: Task, sol: Solution, options: CheckOptions) -> Verdict:
-    """``verify`` in fresh workers; Triton on a CPU runs under the interpreter plus an sm_90 compile."""
-    if not interpreted(sol, options):
-        with workers(options) as (ref, cand):
-            return verify(t, sol.path, options, ref, cand)
-    from kernelarena.backends.triton import INTERPRETER_FLAG, interpreter_env
-
-    small_task, small_opts = for_interpreter(t, options)
-    with workers(small_opts, candidate_env=interpreter_env()) as (ref, cand):
-        verdict = verify(small_task, sol.path, small_opts, ref, cand)
-    reasons, flags = compile_check(sol, options)
+    """``verify`` in fresh workers, as the solution's backend prepares it for this device, plus the
+    backend's extra checks (e.g. Triton on a CPU: the interpreter on small shapes, an sm_90 compile)."""
+    be = backend_of(sol)
+    prep = be.prepare(t, options)
+    with workers(prep.options, candidate_env=prep.candidate_env) as (ref, cand):
+        verdict = verify(prep.task, sol.path, prep.options, ref, cand)
+    extra = be.extra_checks(sol, options)
+    if extra == ExtraChecks():
+        return verdict
     return replace(
         verdict,
-        passed=verdict.passed and not reasons,
-        reasons=verdict.reasons + tuple(reasons),
-        flags=(*verdict.flags, INTERPRETER_FLAG, *flags),
-        checked=(*verdict.checked, "Triton kernels compiled for sm_90 (registers, spills)"),
-        not_checked=(*verdict.not_checked, "execution on a GPU (Triton ran under its CPU interpreter)"),
+        passed=verdict.passed and not extra.reasons,
+        reasons=verdict.reasons + extra.reasons,
+        flags=(*verdict.flags, *extra.flags),
+        checked=(*verdict.checked, *extra.checked),
+        not_checked=(*verdict.not_checked, *extra.not_checked),
     )
 
 
