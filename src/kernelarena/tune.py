@@ -44,6 +44,7 @@ def run_tune_command(
         lite=args.lite,
         seed=args.seed,
         out=args.out,
+        rank_top=args.rank_top,
     )
 
     def progress(p: Any) -> None:
