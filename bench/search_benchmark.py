@@ -123,18 +123,17 @@ def live_lite(task: str, rec: Recording, seconds: float) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT / "bench"))
     from search_record import SHAPES, TASKS_DIR  # type: ignore[import-not-found]
 
-    from kernelarena.search.local_eval import IsolatedLocalEvaluator
     from kernelarena.search.loop import tune
     from kernelarena.search.store import TuneStore
     from kernelarena.search.types import TuneRequest
+    from kernelarena.session import TuningSession
+    from kernelarena.types import TimingOptions
 
-    cpu = rec.shape_id.endswith("|cpu1")
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["KARENA_BUILD_CACHE"] = str(Path(tmp) / "builds")  # no help from earlier builds
-        os.environ["OMP_NUM_THREADS"] = "1" if cpu else os.environ.get("OMP_NUM_THREADS", "")
-        kw: dict[str, Any] = {"threads": 1, "clock": "thread_cpu"} if cpu else {}
         path = TASKS_DIR / f"{task}.py"
-        with IsolatedLocalEvaluator(path, shape=SHAPES[task], time_budget_s=0.05, min_reps=5, **kw) as ev:
+        timing = TimingOptions(budget_s=0.05, min_rounds=3, max_rounds=3)
+        with TuningSession(path, shape=SHAPES[task], timing_options=timing) as ev:
             req = TuneRequest(task_path=path, lite=True, strategy="model", budget_s=seconds)
             res = tune(req, ev, TuneStore(Path(tmp) / "k.db"))
         os.environ.pop("KARENA_BUILD_CACHE")

@@ -8,7 +8,8 @@ and would otherwise become the "exhaustive best". Other points keep their record
 machine's load drifts between the recording and the confirmation (gemm's top points re-measured
 15% faster a few minutes later) and re-timing only the top would favour them.
 Each task is tuned with the real loop (strategy "exhaustive", results in a SQLite store, so an
-interrupted run resumes), using the crash-isolated local evaluator (NOT the sandboxed harness).
+interrupted run resumes), using the harness's TuningSession (the sandboxed verifier and timer of
+``karena check``/``bench``; screening options: one seed, the cases cached between configs).
 
     .venv/bin/python bench/search_record.py [--tasks rmsnorm,gemm_fp32] [--out-dir DIR]
 """
@@ -27,12 +28,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from kernelarena.search.hwinfo import hardware
-from kernelarena.search.local_eval import IsolatedLocalEvaluator
 from kernelarena.search.loop import tune
 from kernelarena.search.simulate import Recording, recording_from_store
 from kernelarena.search.store import TuneStore
 from kernelarena.search.templates import load_template
 from kernelarena.search.types import TuneRequest
+from kernelarena.session import TuningSession
+from kernelarena.types import TimingOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS_DIR = ROOT / "src/kernelarena/tasks/suites/llm"
@@ -50,7 +52,7 @@ SHAPES: dict[str, dict[str, int]] = {
 }
 
 
-def confirm_top(rec: Recording, ev: IsolatedLocalEvaluator, top: int) -> Recording:
+def confirm_top(rec: Recording, ev: TuningSession, top: int) -> Recording:
     """Re-measure the ``top`` fastest points twice; lucky outliers keep the median of three times."""
     ranked = sorted(range(len(rec.points)), key=lambda i: rec.points[i].score_ms)[:top]
     pts = list(rec.points)
@@ -82,8 +84,6 @@ def main() -> None:
     # 1 thread by default: on a shared 2-core machine (load 8-12 from other users) two OpenMP threads
     # spin at barriers while descheduled and single calls varied from 1 ms to 800 ms
     ap.add_argument("--threads", type=int, default=1)
-    # thread CPU time: immune to being descheduled on the shared machine (needs --threads 1)
-    ap.add_argument("--clock", default="thread_cpu", choices=["thread_cpu", "wall"])
     args = ap.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by the spawned evaluator worker
     logging.basicConfig(level=logging.WARNING)
@@ -94,14 +94,8 @@ def main() -> None:
     for task in args.tasks.split(","):
         t0 = time.time()
         path = TASKS_DIR / f"{task}.py"
-        with IsolatedLocalEvaluator(
-            path,
-            shape=SHAPES[task],
-            time_budget_s=args.time_budget_s,
-            min_reps=5,
-            threads=args.threads,
-            clock=args.clock if args.threads == 1 else "wall",
-        ) as ev:
+        timing = TimingOptions(budget_s=args.time_budget_s, min_rounds=3, max_rounds=3)
+        with TuningSession(path, shape=SHAPES[task], threads=args.threads, timing_options=timing) as ev:
             last = [time.time()]
 
             def progress(p, task=task, last=last):  # type: ignore[no-untyped-def]
@@ -109,7 +103,8 @@ def main() -> None:
                     last[0] = time.time()
                     print(f"  {task}: {p.evaluations + p.reused} done, best {p.best_speedup}", flush=True)
 
-            res = tune(TuneRequest(task_path=path, strategy="exhaustive"), ev, store, progress)
+            req = TuneRequest(task_path=path, strategy="exhaustive", rank_top=0)  # every point screened alike
+            res = tune(req, ev, store, progress)
             rec = confirm_top(
                 recording_from_store(store, task, res.shape_id, hw.machine_id), ev, args.confirm_top
             )

@@ -11,33 +11,34 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from kernelarena import settings
-from kernelarena.errors import TaskError, UsageError
-from kernelarena.sandbox import memory
+from kernelarena import pipeline, settings
+from kernelarena.backends.interface import backend_of
+from kernelarena.errors import UsageError
 from kernelarena.sandbox.process import Worker, WorkerFailure, prestart_workers
+from kernelarena.session import TuningSession
 from kernelarena.store.keys import device_id, kernel_sources_hash, make_key, toolchain
 from kernelarena.store.sqlite import Store
-from kernelarena.tasks.loader import largest_case_bytes, load_task, source_hash
+from kernelarena.tasks.loader import source_hash
 from kernelarena.timing import bench as timing
 from kernelarena.timing import stats
 from kernelarena.types import (
-    AUTO_MAX_BYTES,
     BenchResult,
     CheckOptions,
+    EvalOutcome,
     Solution,
     Task,
     TimingOptions,
     Verdict,
     to_jsonable,
 )
-from kernelarena.verify.triton_cpu import compile_check, for_interpreter, interpreted
-from kernelarena.verify.verifier import CasePlan, new_secret, verify
+from kernelarena.verify.verifier import new_secret, verify
 
 log = logging.getLogger(__name__)
 
@@ -53,58 +54,10 @@ def load_solution(path: str | Path) -> Solution:
     return Solution(p.resolve(), source_hash(p), detect_backend(p.read_text(errors="replace")))
 
 
-def _require_device(device: str) -> None:
-    if device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UsageError("--device cuda: no CUDA device is available on this machine")
-    elif device != "cpu":
-        raise UsageError(f"unknown device {device!r} (cpu or cuda)")
-
-
-def _as_task(task: str | Path | Task, max_bytes: int | None) -> Task:
-    if isinstance(task, Task):
-        return task
-    if max_bytes != AUTO_MAX_BYTES:
-        return load_task(task, max_bytes=max_bytes)
-    budget = memory.default_max_bytes()
-    t = load_task(task, max_bytes=budget)
-    note = (
-        f"input budget (--max-bytes) {memory.describe_bytes(budget)}: a share of the "
-        f"{memory.describe_bytes(memory.available_bytes() or 0)} of memory available when the check started"
-    )
-    return replace(t, notes=(*t.notes, note))
-
-
-def _memory_guard(t: Task) -> None:
-    """Exit 2 with advice, before any worker starts, when the largest case cannot fit in memory."""
-    need = memory.AMPLIFICATION * largest_case_bytes(t) // 2
-    problem = memory.headroom_problem(need)
-    if problem:
-        raise UsageError(f"{t.name}: {problem}")
-
-
-@contextlib.contextmanager
-def _memory_errors(t: Task) -> Iterator[None]:
-    """A harness that runs out of memory says so (exit 2, with what to do) instead of dying."""
-    advice = "lower --max-bytes (inputs are scaled to fit it) or free memory"
-    try:
-        yield
-    except MemoryError:
-        raise UsageError(f"{t.name}: the harness process ran out of memory; {advice}") from None
-    except TaskError as exc:
-        text = str(exc)
-        memory_words = ("MemoryError", "out of memory", "can't allocate memory", "Cannot allocate memory")
-        if any(w in text for w in memory_words) and advice not in text:
-            raise TaskError(f"{text}; {advice}") from None
-        raise
-
-
 def _key_parts(task: Task, solution: Solution, options: CheckOptions) -> dict[str, Any]:
     return {
         "backend": solution.backend,
-        "interpreter": interpreted(solution, options),
+        "build": backend_of(solution).build_key(options),
         "task_hash": task.source_hash,
         "variants": [v.overrides for v in task.variants],
         "solution_hash": solution.source_hash,
@@ -134,24 +87,6 @@ def _meta(task: Task, solution: Solution, baseline: str | None, options: CheckOp
     }
 
 
-@contextlib.contextmanager
-def _workers(
-    options: CheckOptions, candidate_env: dict[str, str] | None = None
-) -> Iterator[tuple[Worker, Worker]]:
-    # Both start at once so their interpreter start-up overlaps.
-    ref = Worker("reference", threads=options.threads, memory_bytes=options.memory_bytes)
-    try:
-        cand = Worker(
-            "candidate", threads=options.threads, memory_bytes=options.memory_bytes, env=candidate_env
-        )
-        try:
-            yield ref, cand
-        finally:
-            cand.close()
-    finally:
-        ref.close()
-
-
 def verdict_from_json(data: dict[str, Any]) -> Verdict:
     from kernelarena.types import CaseResult
 
@@ -178,9 +113,9 @@ def check(
     """Verify ``solution`` against ``task`` (a path or a built-in name). Never raises for solution
     faults (they are reasons in the verdict); raises UsageError when the command cannot run."""
     options = options or CheckOptions()
-    _require_device(options.device)
+    pipeline.require_device(options.device)
     prestart_workers(options.threads)  # the zygote imports torch while the task loads
-    t = _as_task(task, options.max_bytes)
+    t = pipeline.as_task(task, options.max_bytes)
     sol = load_solution(solution)
     key = make_key("check", _key_parts(t, sol, options))
     if store is not None and not fresh:
@@ -188,9 +123,9 @@ def check(
         if cached is not None:
             v = verdict_from_json(cached["result"])
             return replace(v, notes=(*v.notes, "reused a stored record (use --fresh to re-run)"))
-    _memory_guard(t)
-    with _memory_errors(t):
-        verdict = _verify_any(t, sol, options)
+    pipeline.memory_guard(t)
+    with pipeline.memory_errors(t):
+        verdict = pipeline.verify_any(t, sol, options)
     if store is not None:
         store.put(
             key,
@@ -201,86 +136,58 @@ def check(
     return verdict
 
 
-def _verify_any(t: Task, sol: Solution, options: CheckOptions) -> Verdict:
-    """``verify`` in fresh workers; Triton on a CPU runs under the interpreter plus an sm_90 compile."""
-    if not interpreted(sol, options):
-        with _workers(options) as (ref, cand):
-            return verify(t, sol.path, options, ref, cand)
-    from kernelarena.backends.triton import INTERPRETER_FLAG, interpreter_env
-
-    small_task, small_opts = for_interpreter(t, options)
-    with _workers(small_opts, candidate_env=interpreter_env()) as (ref, cand):
-        verdict = verify(small_task, sol.path, small_opts, ref, cand)
-    reasons, flags = compile_check(sol, options)
-    return replace(
-        verdict,
-        passed=verdict.passed and not reasons,
-        reasons=verdict.reasons + tuple(reasons),
-        flags=(*verdict.flags, INTERPRETER_FLAG, *flags),
-        checked=(*verdict.checked, "Triton kernels compiled for sm_90 (registers, spills)"),
-        not_checked=(*verdict.not_checked, "execution on a GPU (Triton ran under its CPU interpreter)"),
-    )
-
-
-def timing_inputs(ref: Worker, task: Task, n_sets: int, secret: int) -> timing.TimingInputs:
-    """Input sets of the headline variant (same weights, different inputs) and their references."""
-    cases = []
-    for k in range(n_sets):
-        plan = CasePlan(task.headline, f"timing#{k}", (secret + 7919 * (k + 1)) & ((1 << 62) - 1), "as-given")
-        reply = ref.request({**_case_message(task, plan), "param_seed": secret & 0xFFFFFFFF})
-        if reply.get("error"):
-            raise TaskError(f"the reference Model failed on the headline shape: {reply['error']}")
-        cases.append(reply)
-    return timing.TimingInputs(
-        init_inputs=cases[0]["init_inputs"],
-        state_dict=cases[0]["state_dict"],
-        input_sets=[c["inputs"] for c in cases],
-        references=[c["reference"] if c["reference"] is not None else c["native"] for c in cases],
-        natives=[c["native"] for c in cases],
-        atol=task.atol,
-        rtol=task.rtol,
-        task_path=str(task.path),
-        overrides=dict(task.headline.overrides),
-        perturb=None if task.perturb_inputs is None else list(task.perturb_inputs),
-        float64=task.float64_reference,
-    )
-
-
-def _case_message(task: Task, plan: CasePlan) -> dict[str, Any]:
-    return {
-        "op": "make_case",
-        "task_path": str(task.path),
-        "overrides": plan.variant.overrides,
-        "seed": plan.seed,
-        "distribution": plan.distribution,
-        "perturb": None if task.perturb_inputs is None else list(task.perturb_inputs),
-        "randomize_params": task.randomize_params,
-        "float64": task.float64_reference,
-    }
-
-
-def _headline_work(ref: Worker, task: Task, secret: int) -> tuple[float | None, float | None]:
-    reply = ref.request(_case_message(task, CasePlan(task.headline, "work", secret, "as-given")))
-    return reply.get("flops"), reply.get("bytes_moved")
-
-
 def roofline_percent(
-    flops: float | None, bytes_moved: float | None, median_ms: float, cache: str = "warm"
+    flops: float | None,
+    bytes_moved: float | None,
+    median_ms: float,
+    cache: str = "warm",
+    db_path: Path | None = None,
 ) -> tuple[float | None, str | None]:
-    """% of the machine's roofline (None when the task or the machine profile cannot say)."""
+    """% of the machine's roofline (None when the task or the machine profile cannot say).
+
+    ``db_path``: the store the profile is read from (and saved to); None (``--no-store``) measures a
+    quick profile once per process without writing any database (the default one included)."""
     if not flops and not bytes_moved:
         return None, None
     try:
-        from kernelarena.hw import load_or_measure, percent_of_roofline
+        from kernelarena.hw import percent_of_roofline
         from kernelarena.hw.roofline import working_set_for_cache
 
-        profile = load_or_measure(settings.db_path(), quick=True)
+        profile = _profile(db_path)
         # cold cache: judged against DRAM; warm: against the cache level that holds the working set
         ws = working_set_for_cache(cache, bytes_moved)
         pct = percent_of_roofline(profile, flops or 0.0, bytes_moved or 0.0, median_ms, working_set_bytes=ws)
         return float(pct), None
     except Exception as exc:  # the profile is an extra: its failure never sinks a bench
         return None, f"roofline unavailable: {type(exc).__name__}: {exc}"
+
+
+@functools.cache
+def _profile(db_path: Path | None) -> Any:
+    from kernelarena.hw import load_or_measure
+
+    return load_or_measure(Path(db_path) if db_path is not None else Path(":memory:"), quick=True)
+
+
+def _resolved(copts: CheckOptions, topts: TimingOptions) -> tuple[CheckOptions, TimingOptions]:
+    """Settings resolved at the edge: both options carry the thread count the run uses, so the
+    cache key is complete (``threads=None`` in a key let records of different KARENA_THREADS mix)."""
+    threads = copts.threads or topts.threads or settings.num_threads()
+    return replace(copts, threads=threads), replace(topts, threads=threads)
+
+
+def bench_key(
+    t: Task,
+    sol: Solution,
+    base_sol: Solution | None,
+    baseline: str,
+    copts: CheckOptions,
+    topts: TimingOptions,
+) -> str:
+    """The store key of a bench record (options already resolved by ``_resolved``)."""
+    parts = {**_key_parts(t, sol, copts), "baseline": base_sol.source_hash if base_sol else baseline,
+             "timing": to_jsonable(topts)}  # fmt: skip
+    return make_key("bench", parts)
 
 
 def bench(
@@ -299,31 +206,26 @@ def bench(
 
     ``verified``: a passing verdict from ``check`` with the same options, to skip re-verifying.
     """
-    copts = check_options or CheckOptions()
-    topts = timing_options or TimingOptions()
-    _require_device(copts.device)
+    copts, topts = _resolved(check_options or CheckOptions(), timing_options or TimingOptions())
+    pipeline.require_device(copts.device)
     prestart_workers(copts.threads)
-    t = _as_task(task, copts.max_bytes)
+    t = pipeline.as_task(task, copts.max_bytes)
     sol = load_solution(solution)
     base_sol = None
     if baseline not in ("eager", "compile"):
         base_sol = load_solution(baseline)
-    parts = {**_key_parts(t, sol, copts), "baseline": base_sol.source_hash if base_sol else baseline,
-             "timing": to_jsonable(topts)}  # fmt: skip
-    key = make_key("bench", parts)
+    key = bench_key(t, sol, base_sol, baseline, copts, topts)
     if store is not None and not fresh:
         cached = store.get(key)
         if cached is not None:
             return bench_from_json(cached["result"], note="reused a stored record (use --fresh to re-run)")
-    threads = copts.threads or topts.threads or settings.num_threads()
     secret = copts.secret if copts.secret is not None else new_secret()
-    if interpreted(sol, copts):
-        verdict = verified if verified is not None else _verify_any(t, sol, copts)
-        return BenchResult(verdict=verdict, baseline_kind=baseline,
-                           flags=("timing skipped: a Triton solution on a CPU runs under the interpreter; "
-                                  "time it with --device cuda on a GPU",))  # fmt: skip
-    _memory_guard(t)
-    with _memory_errors(t), _workers(copts) as (ref, cand):
+    skipped = backend_of(sol).timing_skipped(copts)
+    if skipped:
+        verdict = verified if verified is not None else pipeline.verify_any(t, sol, copts)
+        return BenchResult(verdict=verdict, baseline_kind=baseline, flags=(skipped,))
+    pipeline.memory_guard(t)
+    with pipeline.memory_errors(t), pipeline.workers(copts) as (ref, cand):
         if progress:
             progress("verifying")
         if verified is not None and verified.passed:
@@ -335,7 +237,18 @@ def bench(
             if verified is not None:  # the candidate worker has not imported the solution yet
                 cand.request({"op": "load", "path": str(sol.path), "device": copts.device})
             result = _timed(
-                t, sol, base_sol, baseline, verdict, ref, cand, copts, topts, threads, secret, progress
+                t,
+                sol,
+                base_sol,
+                baseline,
+                verdict,
+                ref,
+                cand,
+                copts,
+                topts,
+                secret,
+                progress,
+                store.path if store is not None else None,
             )
     if store is not None:
         store.put(key, "bench", _meta(t, sol, baseline, copts),
@@ -354,15 +267,16 @@ def _timed(
     cand: Worker,
     copts: CheckOptions,
     topts: TimingOptions,
-    threads: int,
     secret: int,
     progress: Callable[[str], None] | None,
+    db_path: Path | None,
 ) -> BenchResult:
+    threads = copts.threads or settings.num_threads()
     if progress:
         progress("timing")
     try:
-        inputs = timing_inputs(ref, t, topts.input_sets, secret)
-        flops, bytes_moved = _headline_work(ref, t, secret)
+        inputs = pipeline.timing_inputs(ref, t, topts.input_sets, secret)
+        flops, bytes_moved = pipeline.headline_work(ref, t, secret)
         timing.setup_side(cand, inputs, topts, threads)
         with contextlib.ExitStack() as stack:
             if base_sol is not None:
@@ -375,8 +289,7 @@ def _timed(
                 timing.setup_side(base, inputs, topts, threads)
             else:
                 base = ref
-                ref.request({"op": "load", "path": str(t.path), "overrides": t.headline.overrides,
-                             "device": copts.device})  # fmt: skip
+                pipeline.load_reference_model(ref, t, copts.device)
                 if baseline == "compile":
                     _best_compile_mode(ref, inputs, topts, threads, secret)
                 else:
@@ -390,7 +303,7 @@ def _timed(
             verdict=verdict, baseline_kind=baseline, reasons=(f"while timing, a worker {exc}",)
         )
     reasons, flags = list(pair.reasons), list(pair.flags)
-    pct, note = roofline_percent(flops, bytes_moved, pair.candidate.median_ms, topts.cache)
+    pct, note = roofline_percent(flops, bytes_moved, pair.candidate.median_ms, topts.cache, db_path)
     if note:
         flags.append(note)
     implausible = (pct is not None and pct > 100.0) or pair.speedup > IMPLAUSIBLE_SPEEDUP
@@ -398,7 +311,7 @@ def _timed(
         why = (
             f"{pct:.0f}% of the roofline" if pct is not None and pct > 100 else f"{pair.speedup:.0f}x speedup"
         )
-        with _workers(copts) as (ref2, cand2):  # a second, independent verification with a new secret
+        with pipeline.workers(copts) as (ref2, cand2):  # a second, independent verification with a new secret
             again = verify(t, sol.path, replace(copts, secret=new_secret()), ref2, cand2)
         if not again.passed:
             reasons.append(
@@ -480,7 +393,4 @@ def bench_from_json(data: dict[str, Any], note: str | None = None) -> BenchResul
     )
 
 
-# re-exported: the search engine's evaluator lives in its own module
-from kernelarena.session import EvalOutcome, TuningSession  # noqa: E402
-
-__all__ = ["EvalOutcome", "TuningSession", "bench", "check"]
+__all__ = ["EvalOutcome", "TuningSession", "bench", "check", "load_solution"]

@@ -124,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lite", action="store_true", help="search the small hardware-derived space")
     p.add_argument("--out", type=Path, help="write the winning solution file here")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--rank-top",
+        type=int,
+        default=3,
+        help="configs re-timed against the baseline, interleaved, for the reported figure (0: screening only)",
+    )
     _common(p)
 
     p = sub.add_parser("report", help="summarize stored records (terminal table or HTML with plots)")

@@ -1,44 +1,62 @@
-"""``TuningSession``: fast screening of many candidate sources for search loops.
+"""``TuningSession``: the search's evaluator, on the same pipeline as ``check`` and ``bench``.
 
-One reference worker and one reusable candidate worker; each ``evaluate(source)`` runs the static
-scan, a correctness check on the headline shape and on the smallest variant, then times the
-candidate. A search's winner must still pass the full ``check`` (``karena tune`` does that).
+One reference worker (it makes the cases, checks sampled timed outputs and is timed as the
+baseline) and one reusable candidate worker. ``evaluate(source, config)`` screens a configuration:
+``verify`` with the quick options on the headline shape and the smallest variant (the sandboxed
+verifier, its guards and its tolerances), then ``timing.time_one`` (the timer's batches and parent
+clock checks). ``rank(source)`` is the measurement a reported figure comes from:
+``timing.time_pair`` against the baseline, interleaved, with a confidence interval of the speedup,
+so that two runs of ``karena tune`` agree within it. A search's winner still passes the full
+``check`` (``karena tune`` does that).
 """
 
 from __future__ import annotations
 
 import tempfile
-import time
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from kernelarena import settings
-from kernelarena.api import _as_task, _case_message, timing_inputs
+from kernelarena import pipeline, settings
 from kernelarena.sandbox.process import Worker, WorkerFailure
 from kernelarena.store.keys import make_key
 from kernelarena.timing import bench as timing
-from kernelarena.timing import stats
-from kernelarena.types import Task, TimingOptions
-from kernelarena.verify import static
-from kernelarena.verify.compare import compare
-from kernelarena.verify.verifier import CasePlan, new_secret
+from kernelarena.types import CheckOptions, EvalOutcome, Task, TimingOptions, Variant
+from kernelarena.verify.verifier import CaseCache, new_secret, verify
+
+# screening: short, few rounds (ranking among many configs); ranking: the bench timer, shorter budget
+SCREEN_TIMING = TimingOptions(budget_s=0.6, min_rounds=3, max_rounds=3)
+# screening verification: every candidate meets the same cached cases (one seed, the task's own
+# inputs on the headline, the small variant); the winner gets the full ``check`` with a new secret
+SCREEN_CHECK = CheckOptions(seeds=1, distributions=("as-given",), repeat_determinism=False)
+RANK_TIMING = TimingOptions(budget_s=1.2, min_rounds=6, max_rounds=12)
 
 
-@dataclass(frozen=True)
-class EvalOutcome:
-    ok: bool
-    median_ms: float | None = None
-    ci_ms: tuple[float, float] | None = None
-    reason: str | None = None
+def screening_task(
+    task: Task, shape: Mapping[str, Any] | None = None, check: Sequence[Mapping[str, Any]] | None = None
+) -> Task:
+    """The task restricted to the timing shape (``shape``, default the headline) and the variants in
+    ``check`` (default: the smallest other variant, so odd sizes and tails are exercised)."""
+    head = Variant(0, dict(shape)) if shape is not None else task.headline
+    if check is None:
+        others = [v for v in task.variants if v.overrides != head.overrides]
+        extra = [min(others, key=_size)] if others else []
+    else:
+        extra = [Variant(0, dict(c)) for c in check]
+    variants = [replace(v, index=i) for i, v in enumerate([head, *extra])]
+    return replace(task, variants=tuple(variants))
+
+
+def _size(v: Variant) -> int:
+    return sum(int(x) for x in v.overrides.values() if type(x) is int)
 
 
 class TuningSession:
-    """One reference worker and one reusable candidate worker for evaluating many configs quickly.
+    """Evaluator of many candidate sources of one task (an ``Evaluator`` of ``kernelarena.search``).
 
-    Each ``evaluate(source)`` runs the static scan, a correctness check on the headline shape and on
-    the smallest variant, then times the candidate (cold cache, rotated inputs). It is a screening
-    step: a search's winner must still pass the full ``check`` (the CLI does that).
+    ``shape``/``check``: see :func:`screening_task`. ``check_options``: the verification each config
+    gets (default ``SCREEN_CHECK``; ``CheckOptions.quick()`` or ``CheckOptions()`` verify more).
     """
 
     def __init__(
@@ -48,90 +66,97 @@ class TuningSession:
         threads: int | None = None,
         timing_options: TimingOptions | None = None,
         max_bytes: int | None = 1 << 30,
+        shape: Mapping[str, Any] | None = None,
+        check: Sequence[Mapping[str, Any]] | None = None,
+        check_options: CheckOptions | None = None,
+        rank_options: TimingOptions | None = None,
     ):
-        self.task = _as_task(task, max_bytes)
+        self.task = screening_task(pipeline.as_task(task, max_bytes), shape, check)
         self.threads = threads or settings.num_threads()
-        self.topts = timing_options or TimingOptions(budget_s=0.6, min_rounds=3, max_rounds=3)
+        self.topts = timing_options or SCREEN_TIMING
+        self.rank_topts = rank_options or RANK_TIMING
         self.secret = new_secret()
+        self.copts = replace(
+            check_options or SCREEN_CHECK, threads=self.threads, max_bytes=max_bytes, secret=self.secret
+        )
         self._tmp = tempfile.TemporaryDirectory(prefix="karena-tune-")
-        self.ref = Worker("reference", threads=self.threads)
+        self._n = 0
+        self._cases = CaseCache()
         self.cand: Worker | None = None
-        self.inputs = timing_inputs(self.ref, self.task, self.topts.input_sets, self.secret)
-        small = min(
-            self.task.variants, key=lambda v: sum(int(x) for x in v.overrides.values() if type(x) is int)
-        )
-        plan = CasePlan(small, "small", self.secret ^ 0xABC, "scaled")
-        self.small_case = self.ref.request(_case_message(self.task, plan))
-        self.ref.request(
-            {"op": "load", "path": str(self.task.path), "overrides": self.task.headline.overrides}
-        )
-        timing.setup_side(self.ref, self.inputs, self.topts, self.threads)
-        self.baseline_ms = self._time(self.ref)
+        self.ref = Worker("reference", threads=self.threads, memory_bytes=self.copts.memory_bytes)
+        try:
+            self.inputs = pipeline.timing_inputs(self.ref, self.task, self.topts.input_sets, self.secret)
+            flops, bytes_moved = pipeline.headline_work(self.ref, self.task, self.secret)
+            self.shape_features = {
+                k: float(v) for k, v in (("flops", flops), ("bytes", bytes_moved)) if v is not None
+            }
+            pipeline.load_reference_model(self.ref, self.task, self.copts.device)
+            timing.setup_side(self.ref, self.inputs, self.topts, self.threads)
+            self.baseline_ms = timing.time_one(
+                self.ref, self.inputs, self.topts, self.threads, secret=self.secret
+            ).median_ms
+        except BaseException:
+            self.close()
+            raise
         self.shape_id = make_key(
             "shape", {"task": self.task.source_hash, "overrides": self.task.headline.overrides}
         )
-        self._n = 0
 
-    def _time(self, worker: Worker) -> float:
-        times: list[float] = []
-        t_end = time.monotonic() + self.topts.budget_s
-        while time.monotonic() < t_end or len(times) < 5:
-            reply = worker.request({"op": "time_batch", "n_calls": 5, "cache": self.topts.cache})
-            if reply.get("error"):
-                raise timing.TimingRejected(reply["error"])
-            times.extend(reply["times_ms"])
-        return stats.median(times)
+    def _candidate(self) -> Worker:
+        if self.cand is None or self.cand.dead:
+            if self.cand is not None:
+                self.cand.close()
+            self.cand = Worker("candidate", threads=self.threads, memory_bytes=self.copts.memory_bytes)
+        return self.cand
 
-    def evaluate(self, source: str) -> EvalOutcome:
-        findings = [f for f in static.scan(source) if f.kind in ("tamper", "syntax", "compute")]
-        if findings:
-            return EvalOutcome(False, reason=f"static: {findings[0]}")
+    def _write(self, source: str) -> Path:
         self._n += 1
         path = Path(self._tmp.name) / f"config_{self._n}.py"
         path.write_text(source)
+        return path
+
+    def evaluate(self, source: str, config: Mapping[str, Any] | None = None) -> EvalOutcome:
+        """Screen one candidate: quick verification, then its time alone (see the module docstring)."""
+        path = self._write(source)
         try:
-            if self.cand is None or self.cand.dead:
-                self.cand = Worker("candidate", threads=self.threads)
-            reply = self.cand.request({"op": "load", "path": str(path)})
-            if reply.get("error"):
-                return EvalOutcome(False, reason=f"import failed: {reply['error']}")
-            cases = [(self.inputs, 0), (None, 1)]
-            for inp, which in cases:
-                case = (
-                    {
-                        "init_inputs": inp.init_inputs,
-                        "state_dict": inp.state_dict,
-                        "inputs": inp.input_sets[0],
-                        "native": inp.natives[0],
-                        "reference": inp.references[0],
-                    }
-                    if inp is not None
-                    else self.small_case
-                )
-                out = self.cand.request({"op": "run_case", "init_inputs": case["init_inputs"],
-                                         "state_dict": case["state_dict"], "inputs": case["inputs"],
-                                         "trace": which == 0, "prefill_bytes": 1 << 20})  # fmt: skip
-                if out.get("error"):
-                    return EvalOutcome(False, reason=out["error"])
-                r = out["runs"][0]
-                if r["findings"]:
-                    return EvalOutcome(False, reason=r["findings"][0])
-                ref = case["reference"] if case["reference"] is not None else case["native"]
-                res = compare(r["outputs"], ref, case["native"], atol=self.task.atol, rtol=self.task.rtol)
-                if not res.ok:
-                    return EvalOutcome(False, reason=res.reason)
-            timing.setup_side(self.cand, self.inputs, self.topts, self.threads)
-            times: list[list[float]] = []
-            t_end = time.monotonic() + self.topts.budget_s
-            while time.monotonic() < t_end or len(times) < 3:
-                reply = self.cand.request({"op": "time_batch", "n_calls": 5, "cache": self.topts.cache})
-                if reply.get("error"):
-                    return EvalOutcome(False, reason=reply["error"])
-                times.append(reply["times_ms"])
-            med = stats.median([x for r in times for x in r])
-            return EvalOutcome(True, med, stats.bootstrap_median_ci(times, n_boot=200))
+            cand = self._candidate()
+            verdict = verify(self.task, path, self.copts, self.ref, cand, cases=self._cases)
+            if not verdict.passed:
+                return EvalOutcome.failure("; ".join(verdict.reasons[:2]))
+            timing.setup_side(cand, self.inputs, self.topts, self.threads)
+            # no sampled output check here: ``rank`` re-times the top configs with it
+            m = timing.time_one(cand, self.inputs, self.topts, self.threads, secret=self.secret)
+            return EvalOutcome(True, m.median_ms, m.ci_ms)
         except (WorkerFailure, timing.TimingRejected) as exc:
-            return EvalOutcome(False, reason=f"worker {exc}")
+            return EvalOutcome.failure(f"worker {exc}")
+
+    def rank(self, source: str) -> EvalOutcome:
+        """Time a screened candidate against the baseline, interleaved (``bench``'s timer), in a
+        fresh candidate worker: the outcome carries ``speedup`` and ``speedup_ci``."""
+        path = self._write(source)
+        # the reference stays set up from __init__; only another cache state needs a new setup
+        ref_setup = self.rank_topts.cache != self.topts.cache
+        try:
+            with Worker("candidate", threads=self.threads, memory_bytes=self.copts.memory_bytes) as cand:
+                reply = cand.request({"op": "load", "path": str(path), "device": self.copts.device})
+                if reply.get("error"):
+                    return EvalOutcome.failure(f"importing the solution failed: {reply['error']}")
+                timing.setup_side(cand, self.inputs, self.rank_topts, self.threads)
+                if ref_setup:
+                    timing.setup_side(self.ref, self.inputs, self.rank_topts, self.threads)
+                pair = timing.time_pair(cand, self.ref, self.inputs, self.rank_topts, self.threads,
+                                        secret=self.secret, reference=self.ref)  # fmt: skip
+        except (WorkerFailure, timing.TimingRejected) as exc:
+            return EvalOutcome.failure(f"worker {exc}")
+        finally:
+            if ref_setup:  # the screening timer's settings again, for later evaluations
+                timing.setup_side(self.ref, self.inputs, self.topts, self.threads)
+        if pair.reasons:
+            return EvalOutcome.failure("; ".join(pair.reasons[:2]))
+        c = pair.candidate
+        return EvalOutcome(
+            True, c.median_ms, c.ci_ms, None, pair.speedup, pair.speedup_ci, pair.baseline.median_ms
+        )
 
     def close(self) -> None:
         if self.cand is not None:

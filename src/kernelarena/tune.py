@@ -1,5 +1,6 @@
-"""``karena tune``: search a task's kernel templates in a sandboxed ``TuningSession``, then verify
-the winner with the full ``check`` (the session only screens configs)."""
+"""``karena tune``: search a task's kernel templates with a ``TuningSession`` (the sandboxed verifier
+and timer of ``check``/``bench``), rank the top configs against the baseline interleaved, then
+verify the winner with the full ``check`` (the session's screening uses the quick options)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def run_tune_command(
     args: argparse.Namespace, store: Any, emit: Callable[[argparse.Namespace, dict[str, Any], str], None]
 ) -> int:
     from kernelarena import api
-    from kernelarena.search import STRATEGIES, SessionEvaluator, TuneRequest, TuneStore, tune
+    from kernelarena.search import STRATEGIES, TuneRequest, TuneStore, tune
     from kernelarena.search.templates import tasks_with_templates
 
     task_path = resolve_task(args.task)
@@ -43,6 +44,7 @@ def run_tune_command(
         lite=args.lite,
         seed=args.seed,
         out=args.out,
+        rank_top=args.rank_top,
     )
 
     def progress(p: Any) -> None:
@@ -52,8 +54,7 @@ def run_tune_command(
               file=sys.stderr, flush=True)  # fmt: skip
 
     with api.TuningSession(task_path, timing_options=TimingOptions(budget_s=0.4, min_rounds=3)) as session:
-        evaluator = SessionEvaluator(session, shape_id=session.shape_id)
-        result = tune(request, evaluator, TuneStore(args.db or settings.db_path()), progress)
+        result = tune(request, session, TuneStore(args.db or settings.db_path()), progress)
     payload = result.to_json()
     verdict = None
     source = getattr(result, "best_source", None)
@@ -69,8 +70,8 @@ def run_tune_command(
         f"{result.task}: {result.evaluations} configs measured ({result.reused} reused, {result.failures} failed) "
         f"in {result.elapsed_s:.0f} s, stop: {result.stop_reason}\n"
         + (
-            f"best {result.best_speedup:.2f}x over eager ({result.best_ms:.4g} ms vs {result.baseline_ms:.4g} ms): "
-            f"{result.best_config}"
+            f"best {result.best_speedup:.2f}x{_ci_text(result.best_speedup_ci)} over eager "
+            f"({_ms_text(result)}): {result.best_config}"
             if result.best_speedup
             else "no config passed screening"
         )
@@ -79,3 +80,18 @@ def run_tune_command(
     )
     emit(args, payload, text)
     return 0 if verdict is not None and verdict.passed else 1
+
+
+def _ci_text(ci: tuple[float, float] | None) -> str:
+    return f" [CI {ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
+
+
+def _ms_text(result: Any) -> str:
+    """The winner's time against the baseline's in the same (interleaved) measurement when ranked."""
+    from kernelarena.search.space import point_key
+
+    key = point_key(result.best_config) if result.best_config else None
+    top = next((r for r in result.ranking if r["key"] == key), None)
+    if top and top.get("baseline_ms"):
+        return f"interleaved: {top['median_ms']:.4g} ms vs {top['baseline_ms']:.4g} ms"
+    return f"{result.best_ms:.4g} ms vs {result.baseline_ms:.4g} ms, screening"

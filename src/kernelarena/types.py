@@ -7,6 +7,7 @@ can be stored, compared and sent between processes.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -176,3 +177,33 @@ class BenchResult:
     @property
     def passed(self) -> bool:
         return self.verdict.passed and not self.reasons
+
+
+@dataclass(frozen=True)
+class EvalOutcome:
+    """One screening or ranking evaluation of a candidate (the search's unit of data).
+
+    ``ok=False`` carries a ``reason`` (compile error, rejection, crash, timeout) and scores ``inf``.
+    ``median_ms``/``ci_ms``: the candidate's time and the CI of its median. ``speedup``/``speedup_ci``
+    are set only by an interleaved comparison with the baseline (``TuningSession.rank``), where
+    machine drift cancels; ``baseline_ms`` is then the baseline's median in that comparison.
+    """
+
+    ok: bool
+    median_ms: float | None = None
+    ci_ms: tuple[float, float] | None = None
+    reason: str | None = None
+    speedup: float | None = None
+    speedup_ci: tuple[float, float] | None = None
+    baseline_ms: float | None = None
+
+    @property
+    def score_ms(self) -> float:
+        """The value search minimizes: the median time, or ``inf`` for a failure."""
+        if not self.ok or self.median_ms is None or not math.isfinite(self.median_ms):
+            return math.inf
+        return float(self.median_ms)
+
+    @staticmethod
+    def failure(reason: str) -> EvalOutcome:
+        return EvalOutcome(ok=False, reason=reason)

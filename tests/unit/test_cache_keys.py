@@ -9,7 +9,7 @@ import pytest
 from kernelarena import api
 from kernelarena.store import keys
 from kernelarena.tasks.loader import load_task
-from kernelarena.types import CheckOptions, Solution
+from kernelarena.types import CheckOptions, Solution, TimingOptions
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
 
@@ -47,3 +47,44 @@ def test_kernel_sources_hash_covers_the_headers() -> None:
     assert len(keys.kernel_sources_hash()) == 16
     root = Path(keys.__file__).resolve().parent.parent
     assert any((root / "csrc" / "karena").glob("*.h"))
+
+
+def _bench_key(data: Path, copts: CheckOptions, topts: TimingOptions) -> str:
+    task = load_task(data / "tasks" / "scaled_tanh.py")
+    sol = Solution(data / "solutions" / "scaled_tanh_c.py", "h", "c")
+    return api.bench_key(task, sol, None, "eager", *api._resolved(copts, topts))
+
+
+def test_bench_key_carries_the_resolved_threads(data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Regression (issue 11): bench keys stored TimingOptions(threads=None), so timings measured with
+    # KARENA_THREADS=1 were reused for a run with 2 threads, and an explicit threads=2 did not
+    # share the record of the same run left at the default.
+    monkeypatch.setenv("KARENA_THREADS", "1")
+    one = _bench_key(data, CheckOptions(), TimingOptions())
+    monkeypatch.setenv("KARENA_THREADS", "2")
+    two = _bench_key(data, CheckOptions(), TimingOptions())
+    assert two != one
+    assert _bench_key(data, CheckOptions(), TimingOptions(threads=2)) == two
+    assert _bench_key(data, CheckOptions(threads=2), TimingOptions()) == two
+    copts, topts = api._resolved(CheckOptions(), TimingOptions(threads=3))
+    assert copts.threads == topts.threads == 3  # verification and timing run with the same threads
+
+
+def test_roofline_never_reads_the_default_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Regression (issue 11): roofline_percent read settings.db_path() even under --db or --no-store.
+    from kernelarena.hw import store as hw_store
+
+    seen: list[Path] = []
+
+    def fake(db_path: Path, **kw: object) -> object:
+        seen.append(Path(db_path))
+        raise RuntimeError("no profile in this test")
+
+    monkeypatch.setattr(hw_store, "load_or_measure", fake)
+    monkeypatch.setattr("kernelarena.hw.load_or_measure", fake)
+    api._profile.cache_clear()
+    mine = tmp_path / "mine.db"
+    api.roofline_percent(1e9, 1e9, 1.0, "cold", mine)
+    api.roofline_percent(1e9, 1e9, 1.0, "cold", None)
+    api._profile.cache_clear()
+    assert seen == [mine, Path(":memory:")]

@@ -225,3 +225,33 @@ def test_stored_records_of_other_shapes_become_the_cost_model_prior(task_file: P
     # a model run on shape b trains on them from its first proposals
     res = _tune(task_file, store, ToyEvaluator(shape_id="shape-b"), strategy="model", budget_evals=3)
     assert res.reused == 4 and res.evaluations == 3
+
+
+class _RankingToy(ToyEvaluator):
+    """Screening says config A is fastest; the interleaved ranking says otherwise (drift)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ranked: list[str] = []
+
+    def rank(self, source: str) -> EvalOutcome:
+        self.ranked.append(source)
+        # the reverse of the screening order among the ranked: the last-ranked is the real winner
+        n = len(self.ranked)
+        s = 2.0 + n
+        return EvalOutcome(True, 4.0 / s, (3.9 / s, 4.1 / s), None, s, (s * 0.98, s * 1.02), 4.0)
+
+
+def test_the_winner_and_its_figure_come_from_the_interleaved_ranking(task_file: Path) -> None:
+    # Regression (issue 11): the reported speedup was the screening time over a baseline timed at
+    # another moment, so two runs reported 2.50x and 3.59x for the same config.
+    ev = _RankingToy()
+    res = _tune(task_file, None, ev, strategy="exhaustive", rank_top=3)
+    assert len(ev.ranked) == 3 and len(res.ranking) == 3
+    screened = sorted(res.ranking, key=lambda r: r["screened_ms"])
+    assert [r["key"] for r in res.ranking] == [r["key"] for r in screened]  # the top 3 by screening
+    assert point_key(res.best_config) == res.ranking[-1]["key"]  # ranked fastest wins, not screened
+    assert res.best_speedup == pytest.approx(5.0) and res.best_speedup_ci == pytest.approx((4.9, 5.1))
+    assert res.to_json()["best_speedup_ci"] == pytest.approx([4.9, 5.1])
+    none = _tune(task_file, None, _RankingToy(), strategy="exhaustive", rank_top=0)
+    assert none.ranking == () and none.best_speedup_ci is None

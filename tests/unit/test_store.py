@@ -59,3 +59,40 @@ def test_sigkill_leaves_readable_db(tmp_path: Path) -> None:
     with Store(db) as s:
         rows = list(s.records())
     assert len(rows) >= 5 and all(r["payload"]["verdict"] == "pass" for r in rows)
+
+
+def test_one_file_holds_every_component_with_its_schema_version(tmp_path: Path) -> None:
+    """Records, suite runs, tuning evaluations and hardware profiles share one SQLite file, and the
+    ``schema_versions`` table says which version of each is in it (issue 11: three tables had three
+    unrelated schema mechanisms)."""
+    import sqlite3
+
+    from kernelarena.hw.store import stored_profile
+    from kernelarena.search.store import TuneStore
+    from kernelarena.store.keys import SCHEMA_VERSION
+
+    db = tmp_path / "k.db"
+    Store(db).close()
+    TuneStore(db).close()
+    assert stored_profile(db, "m", "cpu", 1) is None
+    with sqlite3.connect(db) as conn:
+        versions = dict(conn.execute("SELECT component, version FROM schema_versions").fetchall())
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert versions == {"records": SCHEMA_VERSION, "tune_evals": 1, "hw_profiles": 1}
+    assert {"records", "suite_runs", "tune_evals", "hw_profiles"} <= tables
+
+
+def test_ensure_schema_runs_migrations_in_order_once(tmp_path: Path) -> None:
+    import sqlite3
+
+    from kernelarena.store.sqlite import ensure_schema
+
+    conn = sqlite3.connect(tmp_path / "k.db")
+    ensure_schema(conn, "demo", 1, "CREATE TABLE IF NOT EXISTS demo (a INTEGER)")
+    steps = {2: "ALTER TABLE demo ADD COLUMN b INTEGER;", 3: "ALTER TABLE demo ADD COLUMN c INTEGER;"}
+    ensure_schema(conn, "demo", 3, "CREATE TABLE IF NOT EXISTS demo (a INTEGER, b INTEGER, c INTEGER)", steps)
+    ensure_schema(conn, "demo", 3, "CREATE TABLE IF NOT EXISTS demo (a INTEGER, b INTEGER, c INTEGER)", steps)
+    assert [r[1] for r in conn.execute("PRAGMA table_info(demo)")] == ["a", "b", "c"]
+    # a file from a newer version is left as it is
+    ensure_schema(conn, "demo", 2, "CREATE TABLE IF NOT EXISTS demo (a INTEGER, b INTEGER)")
+    assert conn.execute("SELECT version FROM schema_versions WHERE component = 'demo'").fetchone() == (3,)

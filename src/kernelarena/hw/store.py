@@ -14,6 +14,7 @@ from pathlib import Path
 
 from kernelarena import settings
 from kernelarena.hw.profile import HardwareProfile, cpu_machine_id
+from kernelarena.store.sqlite import ensure_schema
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ CREATE TABLE IF NOT EXISTS hw_profiles (
 )
 """
 
+SCHEMA_VERSION = 1
+
 Measure = Callable[[int, bool], HardwareProfile]  # (threads, quick) -> profile
 
 
@@ -35,8 +38,7 @@ def _connect(db_path: Path) -> sqlite3.Connection:
     db_path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(db_path, timeout=30.0)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(_SCHEMA)
-    conn.commit()
+    ensure_schema(conn, "hw_profiles", SCHEMA_VERSION, _SCHEMA)
     return conn
 
 

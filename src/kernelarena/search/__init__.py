@@ -22,7 +22,6 @@ _EXPORTS = {
     "EvalOutcome": "kernelarena.search.types",
     "Evaluator": "kernelarena.search.types",
     "TuneStore": "kernelarena.search.store",
-    "SessionEvaluator": "kernelarena.search.adapters",
     "STRATEGIES": "kernelarena.search.strategies",
     "make_strategy": "kernelarena.search.strategies",
     "SearchSpace": "kernelarena.search.space",
@@ -32,8 +31,8 @@ _EXPORTS = {
     "Recording": "kernelarena.search.simulate",
     "RecordedEvaluator": "kernelarena.search.simulate",
     "replay": "kernelarena.search.simulate",
-    "LocalEvaluator": "kernelarena.search.local_eval",
-    "IsolatedLocalEvaluator": "kernelarena.search.local_eval",
+    "recording_from_store": "kernelarena.search.simulate",
+    "TuningSession": "kernelarena.session",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -110,14 +110,16 @@ def _from_sys() -> HwInfo:
     l1 = caches.get("L1d") or 32 << 10
     l2 = caches.get("L2") or 1 << 20
     llc = caches.get("L3") or l2
-    return HwInfo(l1, l2, llc, _cores(), simd, model, _machine_id(model, flags, _cores()))
+    return HwInfo(l1, l2, llc, _cores(), simd, model, _machine_id(flags))
 
 
-def _machine_id(model: str, flags: set[str], cores: int) -> str:
-    """Stable id of (CPU model, ISA flags, cores, compiler): records from another id are not reused."""
+def _machine_id(flags: set[str]) -> str:
+    """The machine id of ``kernelarena.hw`` (the one id of the store) plus what changes a compiled
+    kernel on the same machine (ISA flags, compiler): records from another id are not reused."""
     from kernelarena.backends.c import compiler_version
+    from kernelarena.hw.profile import cpu_machine_id
 
-    blob = "|".join([platform.machine(), model, " ".join(sorted(flags)), str(cores), compiler_version()])
+    blob = "|".join([cpu_machine_id(), " ".join(sorted(flags)), compiler_version()])
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -135,15 +137,10 @@ def _from_profile() -> HwInfo | None:
         caches: dict[str, int] = dict(prof.read_cache_sizes())
         cores = min(int(prof.physical_cores()), _cores())
         model = str(prof.cpu_model_name())
-        base_id = str(prof.cpu_machine_id())
     except Exception as exc:  # another module's bug must not stop tuning
         log.warning("kernelarena.hw.profile unusable (%s); reading /sys directly", exc)
         return None
     fallback = _from_sys()
-    _, flags = _cpuinfo()
-    from kernelarena.backends.c import compiler_version
-
-    blob = "|".join([base_id, " ".join(sorted(flags)), compiler_version()])
     return HwInfo(
         l1d_bytes=int(caches.get("l1d") or fallback.l1d_bytes),
         l2_bytes=int(caches.get("l2") or fallback.l2_bytes),
@@ -151,7 +148,7 @@ def _from_profile() -> HwInfo | None:
         cores=max(1, cores),
         simd_bits=fallback.simd_bits,
         cpu_model=model,
-        machine_id=hashlib.sha256(blob.encode()).hexdigest()[:16],
+        machine_id=fallback.machine_id,
     )
 
 

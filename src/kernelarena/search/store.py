@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kernelarena.store.sqlite import ensure_schema
+
 SCHEMA_VERSION = 1
 
 _DDL = """
@@ -122,7 +124,7 @@ class TuneStore:
         self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
         if self.path != ":memory:":
             self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.executescript(_DDL)
+        ensure_schema(self._conn, "tune_evals", SCHEMA_VERSION, _DDL)
 
     def close(self) -> None:
         self._conn.close()

@@ -8,40 +8,16 @@ evaluator is told and what the store keys on (through :func:`kernelarena.search.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from kernelarena.types import EvalOutcome as EvalOutcome  # the one outcome type, re-exported
+
 Point = dict[str, Any]
 
 TEMPLATE_KEY = "template"  # reserved key of a point: no template may have a parameter of this name
-
-
-@dataclass(frozen=True)
-class EvalOutcome:
-    """What one evaluation of a rendered candidate gave: a time, or a reason it failed.
-
-    ``ci_ms`` is the (low, high) confidence interval of ``median_ms``; failures (compile error,
-    wrong result, crash, timeout) have ``ok=False`` and a ``reason``, and score ``inf`` in search.
-    """
-
-    ok: bool
-    median_ms: float | None = None
-    ci_ms: tuple[float, float] | None = None
-    reason: str | None = None
-
-    @property
-    def score_ms(self) -> float:
-        """The value search minimizes: the median time, or ``inf`` for a failure."""
-        if not self.ok or self.median_ms is None or not math.isfinite(self.median_ms):
-            return math.inf
-        return float(self.median_ms)
-
-    @staticmethod
-    def failure(reason: str) -> EvalOutcome:
-        return EvalOutcome(ok=False, reason=reason)
 
 
 @runtime_checkable
@@ -51,7 +27,9 @@ class Evaluator(Protocol):
     ``baseline_ms`` is the reference's time on the same shape (speedup = baseline_ms / median_ms);
     ``shape_id`` names the shape/variant the times belong to (part of every store key). An evaluator
     may also offer ``shape_features: Mapping[str, float]`` (e.g. ``{"flops": ..., "bytes": ...}``),
-    which the cost model uses when present.
+    which the cost model uses when present, and ``rank(source) -> EvalOutcome``: an interleaved
+    comparison with the baseline whose ``speedup``/``speedup_ci`` rank the top configurations and
+    give the reported figure (``TuningSession.rank``).
     """
 
     @property
@@ -84,6 +62,7 @@ class TuneRequest:
     seed: int = 0
     out: Path | None = None
     tie_rel: float = 0.01  # relative margin under which two times count as a near-tie (see winner rule)
+    rank_top: int = 3  # configs re-measured against the baseline, interleaved, for the final ranking
 
     @property
     def name(self) -> str:
@@ -123,6 +102,8 @@ class TuneResult:
     shape_id: str
     machine_id: str
     out: str | None = None
+    best_speedup_ci: tuple[float, float] | None = None  # set when the winner was ranked (interleaved)
+    ranking: tuple[dict[str, Any], ...] = ()  # the final interleaved ranking of the top configs
     best_source: str | None = field(default=None, repr=False)
     history: tuple[dict[str, Any], ...] = field(default=(), repr=False)
 
@@ -145,5 +126,7 @@ class TuneResult:
             "shape_id": self.shape_id,
             "machine_id": self.machine_id,
             "out": self.out,
+            "best_speedup_ci": list(self.best_speedup_ci) if self.best_speedup_ci else None,
+            "ranking": [dict(r) for r in self.ranking],
             "history": [dict(h) for h in self.history],
         }

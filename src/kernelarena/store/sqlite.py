@@ -8,6 +8,7 @@ looked up by their complete key before any work is done).
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -16,6 +17,41 @@ from pathlib import Path
 from typing import Any
 
 from kernelarena.store.keys import SCHEMA_VERSION
+
+log = logging.getLogger(__name__)
+
+_VERSIONS = (
+    "CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+)
+
+
+def ensure_schema(
+    conn: sqlite3.Connection, component: str, version: int, ddl: str, migrations: dict[int, str] | None = None
+) -> None:
+    """Create or upgrade one component's tables in the project's one SQLite file.
+
+    Every module that owns tables (records and suite runs here, ``tune_evals``, ``hw_profiles``,
+    the agent's conversations) calls this with its own ``component`` name; the ``schema_versions``
+    table says which version of each is in the file. ``migrations[v]`` is the SQL that takes the
+    component from ``v - 1`` to ``v``; steps run in order, then ``ddl`` (idempotent ``CREATE ... IF
+    NOT EXISTS``). A file written by a newer version is left as it is (rows carry their own schema
+    version in their keys, so this version ignores what it cannot read).
+    """
+    conn.execute(_VERSIONS)
+    row = conn.execute("SELECT version FROM schema_versions WHERE component = ?", (component,)).fetchone()
+    found = None if row is None else int(row[0])
+    if found is not None and found > version:
+        log.warning("%s: the store holds schema %d, newer than this version's %d", component, found, version)
+        return
+    for step in range((found or 0) + 1, version + 1):
+        if found is not None and (migrations or {}).get(step):
+            conn.executescript((migrations or {})[step])
+    conn.executescript(ddl)
+    conn.execute(
+        "INSERT OR REPLACE INTO schema_versions (component, version) VALUES (?, ?)", (component, version)
+    )
+    conn.commit()
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -58,8 +94,7 @@ class Store:
         self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        self._db.commit()
+        ensure_schema(self._db, "records", SCHEMA_VERSION, _SCHEMA)
 
     def close(self) -> None:
         with self._lock:

@@ -193,6 +193,49 @@ def _measurement(rounds: list[list[float]], options: TimingOptions, threads: int
     )
 
 
+def _calibrate(side: Side, options: TimingOptions, inputs: TimingInputs) -> tuple[int, float]:
+    """A short batch gives the per-call time, hence (calls per round within the budget, call ms)."""
+    times, _, wall = _batch(side, 3, 0, options, inputs, random.Random(0), 0.0)
+    per_call_ms = max(wall / 3, 1e-3)  # including the cold flush: sizes batches to the budget
+    per_round_s = options.budget_s / max(options.min_rounds, 1)
+    return max(3, min(2000, int(per_round_s * 1e3 / per_call_ms))), stats.median(times)
+
+
+def time_one(
+    worker: Worker,
+    inputs: TimingInputs,
+    options: TimingOptions,
+    threads: int,
+    *,
+    secret: int,
+    reference: Worker | None = None,
+) -> Measurement:
+    """Time one (already set-up) side alone: the search's screening measurement.
+
+    The same batches as :func:`time_pair` (parent clock cross-checks, input nudging, a sampled
+    output check against ``reference`` in the first round), but no baseline interleaved: its median
+    drifts with the machine's load, so figures compared across time come from :func:`time_pair`.
+    """
+    rng = random.Random(secret ^ 0x5C1)
+    side = Side("candidate", worker, check_samples=reference is not None)
+    try:
+        n, _ = _calibrate(side, options, inputs)
+        deadline = time.monotonic() + options.budget_s
+        offset = 0
+        while len(side.rounds) < max(options.min_rounds, 1) or (
+            time.monotonic() < deadline and len(side.rounds) < options.max_rounds
+        ):
+            checker = reference if not side.rounds else None
+            times, problems, _ = _batch(side, n, offset, options, inputs, rng, 0.0, checker)
+            if problems:
+                raise TimingRejected(problems[0])
+            side.rounds.append(times)
+            offset += n
+    except WorkerFailure as exc:
+        raise TimingRejected(f"candidate worker {exc} while being timed") from None
+    return _measurement(side.rounds, options, threads)
+
+
 def time_pair(
     candidate: Worker,
     baseline: Worker,
@@ -210,18 +253,9 @@ def time_pair(
     rng = random.Random(secret ^ 0x71E)
     cand = Side("candidate", candidate, check_samples=True)
     base = Side("baseline", baseline, check_samples=baseline_checks)
-    # calibrate: a short batch each gives the per-call time and so the batch size
-    probe, call_ms = {}, {}
-    for side in (base, cand):
-        times, _, wall = _batch(side, 3, 0, options, inputs, random.Random(0), 0.0)
-        probe[side.name] = max(
-            wall / 3, 1e-3
-        )  # per call including the cold flush: sizes batches to the budget
-        call_ms[side.name] = stats.median(times)
-    per_round_s = options.budget_s / max(options.min_rounds, 1)
-    n_calls = {k: max(3, min(2000, int(per_round_s * 1e3 / v))) for k, v in probe.items()}
-    n = min(n_calls.values())  # same number of calls per round on both sides
-    gap_ms = {k: (v if options.mode == "server" else 0.0) for k, v in call_ms.items()}
+    calibrated = {side.name: _calibrate(side, options, inputs) for side in (base, cand)}
+    n = min(c[0] for c in calibrated.values())  # same number of calls per round on both sides
+    gap_ms = {k: (c[1] if options.mode == "server" else 0.0) for k, c in calibrated.items()}
     reasons: list[str] = []
     flags: list[str] = []
     deadline = time.monotonic() + 4 * options.budget_s * 2 + 10

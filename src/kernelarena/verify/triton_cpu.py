@@ -11,10 +11,6 @@ from kernelarena.types import CheckOptions, Solution, Task
 INTERPRETER_MAX_BYTES = 1 << 20  # the Triton interpreter runs ~1000x slower than a GPU
 
 
-def interpreted(sol: Solution, options: CheckOptions) -> bool:
-    return sol.backend == "triton" and options.device == "cpu"
-
-
 def for_interpreter(task: Task, options: CheckOptions) -> tuple[Task, CheckOptions]:
     """Triton on a CPU: only small shapes (scaled down if needed), one seed, a long timeout."""
     from kernelarena.tasks.loader import input_bytes, scale_to_fit

@@ -59,21 +59,45 @@ def plan_cases(task: Task, options: CheckOptions, secret: int) -> list[CasePlan]
     return plans
 
 
+def case_request(task: Task, plan: CasePlan) -> dict[str, Any]:
+    """The reference worker's ``make_case`` message for one planned case (built only here)."""
+    return {
+        "op": "make_case",
+        "task_path": str(task.path),
+        "overrides": plan.variant.overrides,
+        "seed": plan.seed,
+        "distribution": plan.distribution,
+        "perturb": None if task.perturb_inputs is None else list(task.perturb_inputs),
+        "randomize_params": task.randomize_params,
+        "float64": task.float64_reference,
+        "in_place": task.in_place,  # the reference then returns its inputs after the call
+    }
+
+
 def make_case(ref: Worker, task: Task, plan: CasePlan, timeout_s: float | None) -> dict[str, Any]:
-    return ref.request(
-        {
-            "op": "make_case",
-            "task_path": str(task.path),
-            "overrides": plan.variant.overrides,
-            "seed": plan.seed,
-            "distribution": plan.distribution,
-            "perturb": None if task.perturb_inputs is None else list(task.perturb_inputs),
-            "randomize_params": task.randomize_params,
-            "float64": task.float64_reference,
-            "in_place": task.in_place,  # the reference then returns its inputs after the call
-        },
-        timeout_s,
-    )
+    return ref.request(case_request(task, plan), timeout_s)
+
+
+class CaseCache:
+    """Reference cases kept between ``verify`` calls with the same secret (the search verifies many
+    candidates of one task): the reference model runs once per case, not once per candidate.
+    Cases are kept while their total size stays under ``max_bytes``."""
+
+    def __init__(self, max_bytes: int = 256 << 20):
+        self.max_bytes = max_bytes
+        self.used_bytes = 0
+        self._cases: dict[str, dict[str, Any]] = {}
+
+    def get(self, ref: Worker, task: Task, plan: CasePlan, timeout_s: float | None) -> dict[str, Any]:
+        key = repr((str(task.path), sorted(plan.variant.overrides.items()), plan.seed, plan.distribution))
+        if key in self._cases:
+            return self._cases[key]
+        case = make_case(ref, task, plan, timeout_s)
+        size = _nbytes(case)
+        if not case.get("error") and self.used_bytes + size <= self.max_bytes:
+            self._cases[key] = case
+            self.used_bytes += size
+        return case
 
 
 # Fill bytes of fresh heap memory per verified call (0xFF is the one byte glibc cannot produce).
@@ -166,8 +190,11 @@ def verify(
     cand: Worker,
     *,
     secret: int | None = None,
+    cases: CaseCache | None = None,
 ) -> Verdict:
-    """Run every planned case; stop early on a crash, skip the rest of a variant once it fails."""
+    """Run every planned case; stop early on a crash, skip the rest of a variant once it fails.
+
+    ``cases``: reference cases kept from earlier calls with the same secret (search screening)."""
     t0 = time.monotonic()
     _undumpable()  # this process holds the reference outputs: not readable from a worker
     run = _Run()
@@ -207,7 +234,7 @@ def verify(
         if vi in failed_variants or vi in dropped:
             continue
         try:
-            case = make_case(ref, task, plan, None)
+            case = cases.get(ref, task, plan, None) if cases is not None else make_case(ref, task, plan, None)
         except WorkerFailure as exc:
             raise TaskError(f"the reference worker failed on variant {plan.variant.label}: {exc}") from None
         if case.get("error"):
@@ -371,7 +398,12 @@ def _judge_case(
         )
     )
     if first:
-        weak = passing_canaries(reference, case["native"], case["inputs"], task.atol, task.rtol)
+        # a property of the case, not of the candidate: kept in the case (a cached case is judged once)
+        if "canaries" not in case:
+            case["canaries"] = passing_canaries(
+                reference, case["native"], case["inputs"], task.atol, task.rtol
+            )
+        weak = case["canaries"]
         if weak:
             run.flag(f"weak-task: canary output(s) {', '.join(weak)} pass variant {plan.variant.label}")
     return ok

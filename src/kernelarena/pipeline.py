@@ -1,0 +1,146 @@
+"""The one evaluation pipeline: task loading at the edge, sandboxed workers, the verifier and the
+timer's inputs. ``api.check``/``api.bench`` and the search's ``TuningSession`` are built on it, so a
+configuration found by ``karena tune`` is judged by the same code as one given to ``karena check``.
+
+This module sits below both ``api`` and ``session`` (neither imports the other's internals).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+from kernelarena.backends.interface import ExtraChecks, backend_of
+from kernelarena.errors import TaskError, UsageError
+from kernelarena.sandbox import memory
+from kernelarena.sandbox.process import Worker
+from kernelarena.tasks.loader import largest_case_bytes, load_task
+from kernelarena.timing import bench as timing
+from kernelarena.types import AUTO_MAX_BYTES, CheckOptions, Solution, Task, Verdict
+from kernelarena.verify.verifier import CasePlan, case_request, verify
+
+
+def require_device(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda: no CUDA device is available on this machine")
+    elif device != "cpu":
+        raise UsageError(f"unknown device {device!r} (cpu or cuda)")
+
+
+def as_task(task: str | Path | Task, max_bytes: int | None) -> Task:
+    """A loaded ``Task``; inputs scaled to ``max_bytes`` (AUTO_MAX_BYTES: a share of free memory)."""
+    if isinstance(task, Task):
+        return task
+    if max_bytes != AUTO_MAX_BYTES:
+        return load_task(task, max_bytes=max_bytes)
+    budget = memory.default_max_bytes()
+    t = load_task(task, max_bytes=budget)
+    note = (
+        f"input budget (--max-bytes) {memory.describe_bytes(budget)}: a share of the "
+        f"{memory.describe_bytes(memory.available_bytes() or 0)} of memory available when the check started"
+    )
+    return replace(t, notes=(*t.notes, note))
+
+
+def memory_guard(t: Task) -> None:
+    """Exit 2 with advice, before any worker starts, when the largest case cannot fit in memory."""
+    need = memory.AMPLIFICATION * largest_case_bytes(t) // 2
+    problem = memory.headroom_problem(need)
+    if problem:
+        raise UsageError(f"{t.name}: {problem}")
+
+
+@contextlib.contextmanager
+def memory_errors(t: Task) -> Iterator[None]:
+    """A harness that runs out of memory says so (exit 2, with what to do) instead of dying."""
+    advice = "lower --max-bytes (inputs are scaled to fit it) or free memory"
+    try:
+        yield
+    except MemoryError:
+        raise UsageError(f"{t.name}: the harness process ran out of memory; {advice}") from None
+    except TaskError as exc:
+        text = str(exc)
+        memory_words = ("MemoryError", "out of memory", "can't allocate memory", "Cannot allocate memory")
+        if any(w in text for w in memory_words) and advice not in text:
+            raise TaskError(f"{text}; {advice}") from None
+        raise
+
+
+@contextlib.contextmanager
+def workers(
+    options: CheckOptions, candidate_env: dict[str, str] | None = None
+) -> Iterator[tuple[Worker, Worker]]:
+    """A reference and a candidate worker; both start at once so their interpreter start-up overlaps."""
+    ref = Worker("reference", threads=options.threads, memory_bytes=options.memory_bytes)
+    try:
+        cand = Worker(
+            "candidate", threads=options.threads, memory_bytes=options.memory_bytes, env=candidate_env
+        )
+        try:
+            yield ref, cand
+        finally:
+            cand.close()
+    finally:
+        ref.close()
+
+
+def verify_any(t: Task, sol: Solution, options: CheckOptions) -> Verdict:
+    """``verify`` in fresh workers, as the solution's backend prepares it for this device, plus the
+    backend's extra checks (e.g. Triton on a CPU: the interpreter on small shapes, an sm_90 compile)."""
+    be = backend_of(sol)
+    prep = be.prepare(t, options)
+    with workers(prep.options, candidate_env=prep.candidate_env) as (ref, cand):
+        verdict = verify(prep.task, sol.path, prep.options, ref, cand)
+    extra = be.extra_checks(sol, options)
+    if extra == ExtraChecks():
+        return verdict
+    return replace(
+        verdict,
+        passed=verdict.passed and not extra.reasons,
+        reasons=verdict.reasons + extra.reasons,
+        flags=(*verdict.flags, *extra.flags),
+        checked=(*verdict.checked, *extra.checked),
+        not_checked=(*verdict.not_checked, *extra.not_checked),
+    )
+
+
+def timing_inputs(ref: Worker, task: Task, n_sets: int, secret: int) -> timing.TimingInputs:
+    """Input sets of the headline variant (same weights, different inputs) and their references."""
+    cases = []
+    for k in range(n_sets):
+        plan = CasePlan(task.headline, f"timing#{k}", (secret + 7919 * (k + 1)) & ((1 << 62) - 1), "as-given")
+        reply = ref.request({**case_request(task, plan), "param_seed": secret & 0xFFFFFFFF})
+        if reply.get("error"):
+            raise TaskError(f"the reference Model failed on the headline shape: {reply['error']}")
+        cases.append(reply)
+    return timing.TimingInputs(
+        init_inputs=cases[0]["init_inputs"],
+        state_dict=cases[0]["state_dict"],
+        input_sets=[c["inputs"] for c in cases],
+        references=[c["reference"] if c["reference"] is not None else c["native"] for c in cases],
+        natives=[c["native"] for c in cases],
+        atol=task.atol,
+        rtol=task.rtol,
+        task_path=str(task.path),
+        overrides=dict(task.headline.overrides),
+        perturb=None if task.perturb_inputs is None else list(task.perturb_inputs),
+        float64=task.float64_reference,
+    )
+
+
+def headline_work(ref: Worker, task: Task, secret: int) -> tuple[float | None, float | None]:
+    """The task's ``flops()``/``bytes_moved()`` on the headline variant (None where it has none)."""
+    reply = ref.request(case_request(task, CasePlan(task.headline, "work", secret, "as-given")))
+    return reply.get("flops"), reply.get("bytes_moved")
+
+
+def load_reference_model(ref: Worker, task: Task, device: str = "cpu") -> None:
+    """Import the task's ``Model`` on the headline variant in ``ref``, to be timed as the baseline."""
+    ref.request(
+        {"op": "load", "path": str(task.path), "overrides": task.headline.overrides, "device": device}
+    )
