@@ -23,12 +23,13 @@ from kernelarena.sandbox import memory
 from kernelarena.sandbox.process import Worker, WorkerFailure
 from kernelarena.store.keys import device_id, kernel_sources_hash, make_key, toolchain
 from kernelarena.store.sqlite import Store
-from kernelarena.tasks.loader import largest_case_bytes, load_task, source_hash
+from kernelarena.tasks.loader import input_bytes, largest_case_bytes, load_task, source_hash
 from kernelarena.timing import bench as timing
 from kernelarena.timing import stats
 from kernelarena.types import (
     AUTO_MAX_BYTES,
     BenchResult,
+    CallMetrics,
     CheckOptions,
     Solution,
     Task,
@@ -203,8 +204,10 @@ def check(
 def _verify_any(t: Task, sol: Solution, options: CheckOptions) -> Verdict:
     """``verify`` in fresh workers; Triton on a CPU runs under the interpreter plus an sm_90 compile."""
     if not interpreted(sol, options):
+        secret = options.secret if options.secret is not None else new_secret()
         with _workers(options) as (ref, cand):
-            return verify(t, sol.path, options, ref, cand)
+            verdict = verify(t, sol.path, replace(options, secret=secret), ref, cand)
+            return _with_budget(t, verdict, ref, cand, options, secret)
     from kernelarena.backends.triton import INTERPRETER_FLAG, interpreter_env
 
     small_task, small_opts = for_interpreter(t, options)
@@ -258,28 +261,147 @@ def _case_message(task: Task, plan: CasePlan) -> dict[str, Any]:
     }
 
 
-def _headline_work(ref: Worker, task: Task, secret: int) -> tuple[float | None, float | None]:
+def _headline_case(ref: Worker, task: Task, secret: int) -> dict[str, Any]:
+    """The reference's case for the headline variant (its work figures: flops, bytes_moved)."""
     reply = ref.request(_case_message(task, CasePlan(task.headline, "work", secret, "as-given")))
-    return reply.get("flops"), reply.get("bytes_moved")
+    reply["input_bytes"] = input_bytes(task.path, task.headline.overrides)
+    return reply
+
+
+def _smallest_case(ref: Worker, task: Task, secret: int) -> tuple[str, dict[str, Any]] | None:
+    """(label, reference case) of the variant with the fewest input bytes, other than the headline."""
+    sized = [(input_bytes(task.path, v.overrides), v) for v in task.variants[1:]]
+    sized = [(b, v) for b, v in sized if b is not None]
+    if not sized:
+        return None
+    size, v = min(sized, key=lambda bv: bv[0])
+    reply = ref.request({**_case_message(task, CasePlan(v, "small", secret ^ 0x5A11, "as-given")),
+                         "param_seed": secret & 0xFFFFFFFF})  # fmt: skip
+    if reply.get("error"):
+        return None
+    reply["input_bytes"] = size
+    return v.label, reply
+
+
+def _call_metrics(
+    t: Task, cand: Worker, ref: Worker, head_case: dict[str, Any], head_ms: float,
+    copts: CheckOptions, topts: TimingOptions, threads: int, secret: int,
+) -> CallMetrics:  # fmt: skip
+    from kernelarena.timing import metrics
+
+    try:
+        return metrics.measure(
+            cand, device=copts.device, head_ms=head_ms, head_case=head_case,
+            small=_smallest_case(ref, t, secret), cache=topts.cache, threads=threads,
+            flush_bytes=timing.flush_bytes(),
+        )  # fmt: skip
+    except WorkerFailure as exc:  # the time stands; the extras say why they are missing
+        return CallMetrics(unavailable=(f"all: a worker {exc} while measuring the per-call metrics",))
 
 
 def roofline_percent(
-    flops: float | None, bytes_moved: float | None, median_ms: float, cache: str = "warm"
+    flops: float | None,
+    bytes_moved: float | None,
+    median_ms: float,
+    cache: str = "warm",
+    db_path: Path | None = None,
 ) -> tuple[float | None, str | None]:
-    """% of the machine's roofline (None when the task or the machine profile cannot say)."""
+    """% of the machine's roofline (None when the task or the machine profile cannot say).
+
+    The profile comes from ``db_path`` (the store in use: ``--db``); ``None`` (``--no-store``) reads
+    the default database's profile when there is one and otherwise measures without storing.
+    """
     if not flops and not bytes_moved:
         return None, None
     try:
-        from kernelarena.hw import load_or_measure, percent_of_roofline
+        from kernelarena.hw import percent_of_roofline
         from kernelarena.hw.roofline import working_set_for_cache
 
-        profile = load_or_measure(settings.db_path(), quick=True)
+        profile = _profile(db_path)
         # cold cache: judged against DRAM; warm: against the cache level that holds the working set
         ws = working_set_for_cache(cache, bytes_moved)
         pct = percent_of_roofline(profile, flops or 0.0, bytes_moved or 0.0, median_ms, working_set_bytes=ws)
         return float(pct), None
     except Exception as exc:  # the profile is an extra: its failure never sinks a bench
         return None, f"roofline unavailable: {type(exc).__name__}: {exc}"
+
+
+def _profile(db_path: Path | None) -> Any:
+    from kernelarena.hw import load_or_measure
+
+    if db_path is not None:
+        return load_or_measure(db_path, quick=True)
+    import tempfile
+
+    from kernelarena.hw import cpu_machine_id
+    from kernelarena.hw.store import stored_profile
+
+    default = settings.db_path()
+    found = (
+        stored_profile(default, cpu_machine_id(), "cpu", settings.num_threads()) if default.exists() else None
+    )
+    if found is not None:
+        return found
+    with tempfile.TemporaryDirectory() as tmp:  # --no-store: measured, written nowhere that lasts
+        return load_or_measure(Path(tmp) / "hw.db", quick=True)
+
+
+def _memory_budget(
+    t: Task, ref: Worker, cand: Worker, copts: CheckOptions, secret: int
+) -> tuple[list[str], str]:
+    """The task's MEMORY_BUDGET against the peak resident memory one call adds (headline shape).
+
+    Returns (reasons, what was checked). The candidate worker must have the solution loaded.
+    """
+    from kernelarena.timing import metrics
+
+    reply = ref.request({**_case_message(t, CasePlan(t.headline, "budget", secret ^ 0xB0D6E7, "as-given")),
+                         "param_seed": secret & 0xFFFFFFFF})  # fmt: skip
+    if reply.get("error"):
+        return [f"the reference Model failed on the headline shape: {reply['error']}"], ""
+    budget = reply.get("memory_budget")
+    if budget is None:
+        why = reply.get("memory_budget_error", "the task's memory_budget gave no figure")
+        return [f"task error: MEMORY_BUDGET could not be evaluated: {why}"], ""
+    r = cand.request({"op": "setup_timing", "init_inputs": reply["init_inputs"], "state_dict": reply["state_dict"],
+                      "input_sets": [reply["inputs"]], "threads": copts.threads or settings.num_threads(),
+                      "flush_bytes": 0, "warmup_s": 0.0})  # fmt: skip
+    if r.get("error"):
+        return [f"the solution failed on the headline shape: {r['error']}"], ""
+    mem, problem = metrics.call_memory(cand, copts.device)
+    peak = mem.get("device_peak_bytes") if copts.device == "cuda" else mem.get("peak_rss_added_bytes")
+    what = "device memory" if copts.device == "cuda" else "resident memory"
+    shape = t.headline.label
+    if peak is None:
+        return [], f"memory budget NOT checked: the peak could not be measured ({problem})"
+    checked = (f"peak {what} added by a call within the task's MEMORY_BUDGET "
+               f"({memory.describe_bytes(peak)} <= {memory.describe_bytes(budget)} at {shape})")  # fmt: skip
+    if peak > budget:
+        return [
+            f"memory: a call at the headline shape ({shape}) added {memory.describe_bytes(peak)} of peak {what}, "
+            f"over the task's MEMORY_BUDGET of {memory.describe_bytes(budget)} ({int(peak)} > {int(budget)} bytes; "
+            "does it materialize a large intermediate?)"
+        ], checked
+    return [], checked
+
+
+def _with_budget(
+    t: Task, verdict: Verdict, ref: Worker, cand: Worker, copts: CheckOptions, secret: int
+) -> Verdict:
+    """Enforce the task's memory budget on a passing verdict (no-op for tasks without one)."""
+    if not verdict.passed or not t.has_memory_budget:
+        return verdict
+    reasons, checked = _memory_budget(t, ref, cand, copts, secret)
+    if not checked and not reasons:
+        return verdict
+    if checked.startswith("memory budget NOT"):
+        return replace(verdict, not_checked=(*verdict.not_checked, checked))
+    return replace(
+        verdict,
+        passed=not reasons,
+        reasons=verdict.reasons + tuple(reasons),
+        checked=(*verdict.checked, checked) if checked else verdict.checked,
+    )
 
 
 def bench(
@@ -328,12 +450,25 @@ def bench(
             verdict = verified
         else:
             verdict = verify(t, sol.path, replace(copts, secret=secret), ref, cand)
+            verdict = _with_budget(t, verdict, ref, cand, copts, secret)
         result = BenchResult(verdict=verdict, baseline_kind=baseline)
         if verdict.passed:
             if verified is not None:  # the candidate worker has not imported the solution yet
                 cand.request({"op": "load", "path": str(sol.path), "device": copts.device})
             result = _timed(
-                t, sol, base_sol, baseline, verdict, ref, cand, copts, topts, threads, secret, progress
+                t,
+                sol,
+                base_sol,
+                baseline,
+                verdict,
+                ref,
+                cand,
+                copts,
+                topts,
+                threads,
+                secret,
+                progress,
+                db_path=store.path if store is not None else None,
             )
     if store is not None:
         store.put(key, "bench", _meta(t, sol, baseline, copts),
@@ -355,12 +490,14 @@ def _timed(
     threads: int,
     secret: int,
     progress: Callable[[str], None] | None,
+    db_path: Path | None = None,
 ) -> BenchResult:
     if progress:
         progress("timing")
     try:
         inputs = timing_inputs(ref, t, topts.input_sets, secret)
-        flops, bytes_moved = _headline_work(ref, t, secret)
+        head_case = _headline_case(ref, t, secret)
+        flops, bytes_moved = head_case.get("flops"), head_case.get("bytes_moved")
         timing.setup_side(cand, inputs, topts, threads)
         with contextlib.ExitStack() as stack:
             if base_sol is not None:
@@ -388,7 +525,14 @@ def _timed(
             verdict=verdict, baseline_kind=baseline, reasons=(f"while timing, a worker {exc}",)
         )
     reasons, flags = list(pair.reasons), list(pair.flags)
-    pct, note = roofline_percent(flops, bytes_moved, pair.candidate.median_ms, topts.cache)
+    call_metrics = None
+    if not reasons:
+        if progress:
+            progress("per-call metrics")
+        call_metrics = _call_metrics(
+            t, cand, ref, head_case, pair.candidate.median_ms, copts, topts, threads, secret
+        )
+    pct, note = roofline_percent(flops, bytes_moved, pair.candidate.median_ms, topts.cache, db_path)
     if note:
         flags.append(note)
     implausible = (pct is not None and pct > 100.0) or pair.speedup > IMPLAUSIBLE_SPEEDUP
@@ -419,6 +563,7 @@ def _timed(
         reasons=tuple(reasons),
         flops=flops,
         bytes_moved=bytes_moved,
+        metrics=call_metrics,
     )
 
 
@@ -475,6 +620,7 @@ def bench_from_json(data: dict[str, Any], note: str | None = None) -> BenchResul
         reasons=tuple(data.get("reasons", ())),
         flops=data.get("flops"),
         bytes_moved=data.get("bytes_moved"),
+        metrics=CallMetrics.from_json(data.get("metrics")),
     )
 
 

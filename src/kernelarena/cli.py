@@ -215,6 +215,7 @@ def _bench_payload(b: Any) -> dict[str, Any]:
             "baseline_measurement": to_jsonable(b.baseline) if b.baseline else None,
             "unstable": b.unstable,
             "percent_of_roofline": b.percent_of_roofline,
+            "metrics": to_jsonable(b.metrics) if b.metrics else None,
         }
     )
     for key in ("candidate", "baseline_measurement"):
@@ -235,6 +236,10 @@ def _bench_text(b: Any) -> str:
         )
         if b.percent_of_roofline is not None:
             text += f"  ({b.percent_of_roofline:.0f}% of roofline)"
+    if b.metrics is not None:
+        from kernelarena.timing.metrics import describe
+
+        text += "".join(f"\n{line}" for line in describe(b.metrics))
     text += "".join(f"\n  reason: {r}" for r in b.reasons)
     text += "".join(f"\n  flag:   {f}" for f in b.flags)
     return text
