@@ -374,8 +374,9 @@ def _memory_budget(
     shape = t.headline.label
     if peak is None:
         return [], f"memory budget NOT checked: the peak could not be measured ({problem})"
-    checked = (f"peak {what} added by a call within the task's MEMORY_BUDGET "
-               f"({memory.describe_bytes(peak)} <= {memory.describe_bytes(budget)} at {shape})")  # fmt: skip
+    verdict_word = "over" if peak > budget else "within"
+    checked = (f"peak {what} added by a call against the task's MEMORY_BUDGET: {memory.describe_bytes(peak)}, "
+               f"{verdict_word} {memory.describe_bytes(budget)} at {shape}")  # fmt: skip
     if peak > budget:
         return [
             f"memory: a call at the headline shape ({shape}) added {memory.describe_bytes(peak)} of peak {what}, "
