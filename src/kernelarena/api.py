@@ -34,6 +34,7 @@ from kernelarena.types import (
     Solution,
     Task,
     TimingOptions,
+    Variant,
     Verdict,
     to_jsonable,
 )
@@ -270,8 +271,11 @@ def _headline_case(ref: Worker, task: Task, secret: int) -> dict[str, Any]:
 
 def _smallest_case(ref: Worker, task: Task, secret: int) -> tuple[str, dict[str, Any]] | None:
     """(label, reference case) of the variant with the fewest input bytes, other than the headline."""
-    sized = [(input_bytes(task.path, v.overrides), v) for v in task.variants[1:]]
-    sized = [(b, v) for b, v in sized if b is not None]
+    sized: list[tuple[int, Variant]] = []
+    for var in task.variants[1:]:
+        nbytes = input_bytes(task.path, var.overrides)
+        if nbytes is not None:
+            sized.append((nbytes, var))
     if not sized:
         return None
     size, v = min(sized, key=lambda bv: bv[0])
