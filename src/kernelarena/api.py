@@ -309,11 +309,14 @@ def roofline_percent(
     median_ms: float,
     cache: str = "warm",
     db_path: Path | None = None,
+    threads: int | None = None,
+    device: str = "cpu",
 ) -> tuple[float | None, str | None]:
     """% of the machine's roofline (None when the task or the machine profile cannot say).
 
-    The profile comes from ``db_path`` (the store in use: ``--db``); ``None`` (``--no-store``) reads
-    the default database's profile when there is one and otherwise measures without storing.
+    The profile (of ``device``, measured with the bench's ``threads``) comes from ``db_path`` (the
+    store in use: ``--db``); ``None`` (``--no-store``) reads the default database's profile when
+    there is one and otherwise measures without storing.
     """
     if not flops and not bytes_moved:
         return None, None
@@ -321,7 +324,7 @@ def roofline_percent(
         from kernelarena.hw import percent_of_roofline
         from kernelarena.hw.roofline import working_set_for_cache
 
-        profile = _profile(db_path)
+        profile = _profile(db_path, threads or settings.num_threads(), device)
         # cold cache: judged against DRAM; warm: against the cache level that holds the working set
         ws = working_set_for_cache(cache, bytes_moved)
         pct = percent_of_roofline(profile, flops or 0.0, bytes_moved or 0.0, median_ms, working_set_bytes=ws)
@@ -330,24 +333,24 @@ def roofline_percent(
         return None, f"roofline unavailable: {type(exc).__name__}: {exc}"
 
 
-def _profile(db_path: Path | None) -> Any:
+def _profile(db_path: Path | None, threads: int, device: str = "cpu") -> Any:
     from kernelarena.hw import load_or_measure
 
+    kind = "cuda" if device == "cuda" else "cpu"
     if db_path is not None:
-        return load_or_measure(db_path, quick=True)
+        return load_or_measure(db_path, quick=True, threads=threads, kind=kind)
     import tempfile
 
     from kernelarena.hw import cpu_machine_id
     from kernelarena.hw.store import stored_profile
 
     default = settings.db_path()
-    found = (
-        stored_profile(default, cpu_machine_id(), "cpu", settings.num_threads()) if default.exists() else None
-    )
-    if found is not None:
-        return found
+    if kind == "cpu" and default.exists():
+        found = stored_profile(default, cpu_machine_id(), "cpu", threads)
+        if found is not None:
+            return found
     with tempfile.TemporaryDirectory() as tmp:  # --no-store: measured, written nowhere that lasts
-        return load_or_measure(Path(tmp) / "hw.db", quick=True)
+        return load_or_measure(Path(tmp) / "hw.db", quick=True, threads=threads, kind=kind)
 
 
 def _memory_budget(
@@ -537,7 +540,9 @@ def _timed(
         call_metrics = _call_metrics(
             t, cand, ref, head_case, pair.candidate.median_ms, copts, topts, threads, secret
         )
-    pct, note = roofline_percent(flops, bytes_moved, pair.candidate.median_ms, topts.cache, db_path)
+    pct, note = roofline_percent(
+        flops, bytes_moved, pair.candidate.median_ms, topts.cache, db_path, threads, copts.device
+    )
     if note:
         flags.append(note)
     implausible = (pct is not None and pct > 100.0) or pair.speedup > IMPLAUSIBLE_SPEEDUP
