@@ -180,12 +180,20 @@ def report_data(db: Path, task: str | None = None) -> dict[str, Any]:
         latest[(r["task"], r["solution"] or "", r["baseline"] or "", row["machine"])] = row
         history.append({k: row[k] for k in ("task", "solution", "baseline", "machine", "created_at", "speedup",
                                             "speedup_ci", "verdict")})  # fmt: skip
+    notes = [COMPARABLE_NOTE]
+    nodes = sorted({row["machine"] for row in latest.values() if " @ " in row["machine"]})
+    if nodes:
+        notes.append(
+            f"{len(nodes)} record machine(s) are Ray cluster nodes ({', '.join(nodes[:6])}): each node is "
+            "its own machine in the table and the filters; a speedup measured on one node says nothing "
+            "about another, even of the same model"
+        )
     data = {
         "records": [latest[k] for k in sorted(latest)],
         "history": history,
         "roofs": _roofs(db),
         "agent_runs": agent_runs(db),
-        "notes": [COMPARABLE_NOTE],
+        "notes": notes,
     }
     json.dumps(data)  # fail here, not in the page, if something is not JSON-able
     return data
