@@ -1,7 +1,8 @@
 """Parent side of a sandboxed worker: spawn, request with a deadline, classify every way it dies.
 
-Each worker is a fresh interpreter (``subprocess``, never ``fork`` of a process that holds reference
-outputs) in its own session, with an address-space limit, no core dumps, a private working
+Each worker is a fork of the zygote (``zygote.py``: a fresh interpreter that has imported torch
+and holds nothing else; never a fork of a process that holds reference outputs) or, with
+``KARENA_ZYGOTE=0``, a fresh interpreter, in its own session, with an address-space limit, no core dumps, a private working
 directory, and its stdout/stderr captured to a log whose tail is quoted when it fails.
 """
 
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kernelarena import settings
-from kernelarena.sandbox import memory, protocol
+from kernelarena.sandbox import memory, protocol, zygote
 from kernelarena.sandbox.worker import LAUNCHER
 
 log = logging.getLogger(__name__)
@@ -95,17 +96,27 @@ class Worker:
         src_root = str(Path(__file__).resolve().parents[2])
         env_vars = worker_env(self.threads, env)
         env_vars["PYTHONPATH"] = os.pathsep.join(p for p in (src_root, env_vars.get("PYTHONPATH")) if p)
-        self.proc = subprocess.Popen(
-            # a launcher stub, so the guard module is not ``__main__`` (see worker.LAUNCHER)
-            [sys.executable, "-c", LAUNCHER, role, str(to_child_r), str(from_child_w)],
-            pass_fds=(to_child_r, from_child_w),
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            cwd=self._tmp.name,
-            env=env_vars,
-            preexec_fn=lambda: _limits(self.memory_bytes),
-        )
+        proc: subprocess.Popen[bytes] | zygote.Child | None = None
+        if zygote.enabled():
+            try:  # a fork of the preloaded zygote: no 2-4 s ``import torch`` per worker
+                proc = zygote.spawn(role=role, env=env_vars, cwd=self._tmp.name,
+                                         memory_bytes=self.memory_bytes,
+                                         fds=(to_child_r, from_child_w, log_file.fileno()))  # fmt: skip
+            except zygote.ZygoteError as exc:
+                log.warning("starting the worker as a fresh process: %s", exc)
+        if proc is None:
+            proc = subprocess.Popen(
+                # a launcher stub, so the guard module is not ``__main__`` (see worker.LAUNCHER)
+                [sys.executable, "-c", LAUNCHER, role, str(to_child_r), str(from_child_w)],
+                pass_fds=(to_child_r, from_child_w),
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                cwd=self._tmp.name,
+                env=env_vars,
+                preexec_fn=lambda: _limits(self.memory_bytes),
+            )
+        self.proc = proc
         os.close(to_child_r)
         os.close(from_child_w)
         log_file.close()

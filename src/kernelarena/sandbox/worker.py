@@ -765,6 +765,38 @@ def _undumpable() -> None:
     ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
 
 
+def _drop_ptrace_capability() -> bool:
+    """Remove CAP_SYS_PTRACE from this process (effective, permitted, inheritable and bounding sets).
+
+    ``PR_SET_DUMPABLE`` 0 protects the reference worker and the karena process only from
+    processes *without* CAP_SYS_PTRACE; a harness run as root (containers, CI) hands that
+    capability to every worker. The candidate gives it up before its code is imported, and the
+    bounding set keeps it from coming back through ``exec``. Returns whether the capability is gone
+    (True also when it was never held)."""
+    import ctypes
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                    ("inheritable", ctypes.c_uint32)]  # fmt: skip
+
+    cap_sys_ptrace = 19
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(24, cap_sys_ptrace, 0, 0, 0)  # PR_CAPBSET_DROP; fails harmlessly without CAP_SETPCAP
+    header, data = Header(0x20080522, 0), (Data * 2)()  # _LINUX_CAPABILITY_VERSION_3
+    if libc.capget(ctypes.byref(header), data) != 0:
+        return False
+    keep = ~(1 << cap_sys_ptrace) & 0xFFFFFFFF
+    if not (data[0].effective | data[0].permitted | data[0].inheritable) & ~keep:
+        return True
+    data[0].effective &= keep
+    data[0].permitted &= keep
+    data[0].inheritable &= keep
+    return bool(libc.capset(ctypes.byref(header), data) == 0)
+
+
 def _integrity_check() -> Any:
     """Capture the harness's functions now; return a check that names those replaced since.
 
@@ -832,6 +864,8 @@ def main(argv: list[str]) -> int:
     if role == "reference":  # holds reference outputs: not readable via /proc/PID/mem or ptrace
         _undumpable()
     if role == "candidate":
+        if not _drop_ptrace_capability():
+            print("karena worker: could not drop CAP_SYS_PTRACE", file=sys.stderr)
         _trace_new_threads()
     tampered = _integrity_check()
     recv, send = protocol.recv, protocol.send

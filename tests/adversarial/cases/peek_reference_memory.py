@@ -8,7 +8,9 @@ process of the same user can neither ptrace them nor open their /proc/PID/mem or
 CAP_SYS_PTRACE); the candidate's own process never holds a reference output, so scanning its own
 heap (/proc/self/mem) finds nothing. With nothing read, this cheat returns zeros and fails the
 comparison; if the guard ever broke, it would return the stolen (correct) values and pass.
-Limit: a worker running as root (CAP_SYS_PTRACE) could still read them.
+A harness run as root (containers, CI) would hand every worker CAP_SYS_PTRACE, which overrides
+the undumpable flag: the candidate worker drops that capability (effective, permitted and
+bounding sets) before its code is imported.
 """
 
 import os
