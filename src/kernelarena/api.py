@@ -25,20 +25,22 @@ from kernelarena.sandbox.process import Worker, WorkerFailure, prestart_workers
 from kernelarena.session import TuningSession
 from kernelarena.store.keys import device_id, kernel_sources_hash, make_key, toolchain
 from kernelarena.store.sqlite import Store
-from kernelarena.tasks.loader import source_hash
+from kernelarena.tasks.loader import input_bytes, source_hash
 from kernelarena.timing import bench as timing
 from kernelarena.timing import stats
 from kernelarena.types import (
     BenchResult,
+    CallMetrics,
     CheckOptions,
     EvalOutcome,
     Solution,
     Task,
     TimingOptions,
+    Variant,
     Verdict,
     to_jsonable,
 )
-from kernelarena.verify.verifier import new_secret, verify
+from kernelarena.verify.verifier import CasePlan, case_request, new_secret, verify
 
 log = logging.getLogger(__name__)
 
@@ -136,24 +138,68 @@ def check(
     return verdict
 
 
+def _headline_case(ref: Worker, task: Task, secret: int) -> dict[str, Any]:
+    """The reference's case for the headline variant (its work figures: flops, bytes_moved)."""
+    reply = ref.request(case_request(task, CasePlan(task.headline, "work", secret, "as-given")))
+    reply["input_bytes"] = input_bytes(task.path, task.headline.overrides)
+    return reply
+
+
+def _smallest_case(ref: Worker, task: Task, secret: int) -> tuple[str, dict[str, Any]] | None:
+    """(label, reference case) of the variant with the fewest input bytes, other than the headline."""
+    sized: list[tuple[int, Variant]] = []
+    for var in task.variants[1:]:
+        nbytes = input_bytes(task.path, var.overrides)
+        if nbytes is not None:
+            sized.append((nbytes, var))
+    if not sized:
+        return None
+    size, v = min(sized, key=lambda bv: bv[0])
+    reply = ref.request({**case_request(task, CasePlan(v, "small", secret ^ 0x5A11, "as-given")),
+                         "param_seed": secret & 0xFFFFFFFF})  # fmt: skip
+    if reply.get("error"):
+        return None
+    reply["input_bytes"] = size
+    return v.label, reply
+
+
+def _call_metrics(
+    t: Task, cand: Worker, ref: Worker, head_case: dict[str, Any], head_ms: float,
+    copts: CheckOptions, topts: TimingOptions, threads: int, secret: int,
+) -> CallMetrics:  # fmt: skip
+    from kernelarena.timing import metrics
+
+    try:
+        return metrics.measure(
+            cand, device=copts.device, head_ms=head_ms, head_case=head_case,
+            small=_smallest_case(ref, t, secret), cache=topts.cache, threads=threads,
+            flush_bytes=timing.flush_bytes(),
+        )  # fmt: skip
+    except WorkerFailure as exc:  # the time stands; the extras say why they are missing
+        return CallMetrics(unavailable=(f"all: a worker {exc} while measuring the per-call metrics",))
+
+
 def roofline_percent(
     flops: float | None,
     bytes_moved: float | None,
     median_ms: float,
     cache: str = "warm",
     db_path: Path | None = None,
+    threads: int | None = None,
+    device: str = "cpu",
 ) -> tuple[float | None, str | None]:
     """% of the machine's roofline (None when the task or the machine profile cannot say).
 
-    ``db_path``: the store the profile is read from (and saved to); None (``--no-store``) measures a
-    quick profile once per process without writing any database (the default one included)."""
+    The profile (of ``device``, measured with the bench's ``threads``) comes from ``db_path`` (the
+    store in use: ``--db``, read and saved there); None (``--no-store``) measures a quick profile
+    once per process without writing any database (the default one included)."""
     if not flops and not bytes_moved:
         return None, None
     try:
         from kernelarena.hw import percent_of_roofline
         from kernelarena.hw.roofline import working_set_for_cache
 
-        profile = _profile(db_path)
+        profile = _profile(db_path, threads or settings.num_threads(), device)
         # cold cache: judged against DRAM; warm: against the cache level that holds the working set
         ws = working_set_for_cache(cache, bytes_moved)
         pct = percent_of_roofline(profile, flops or 0.0, bytes_moved or 0.0, median_ms, working_set_bytes=ws)
@@ -163,10 +209,11 @@ def roofline_percent(
 
 
 @functools.cache
-def _profile(db_path: Path | None) -> Any:
+def _profile(db_path: Path | None, threads: int, device: str = "cpu") -> Any:
     from kernelarena.hw import load_or_measure
 
-    return load_or_measure(Path(db_path) if db_path is not None else Path(":memory:"), quick=True)
+    path = Path(db_path) if db_path is not None else Path(":memory:")
+    return load_or_measure(path, quick=True, threads=threads, kind="cuda" if device == "cuda" else "cpu")
 
 
 def _resolved(copts: CheckOptions, topts: TimingOptions) -> tuple[CheckOptions, TimingOptions]:
@@ -232,6 +279,7 @@ def bench(
             verdict = verified
         else:
             verdict = verify(t, sol.path, replace(copts, secret=secret), ref, cand)
+            verdict = pipeline.with_budget(t, verdict, ref, cand, copts, secret)
         result = BenchResult(verdict=verdict, baseline_kind=baseline)
         if verdict.passed:
             if verified is not None:  # the candidate worker has not imported the solution yet
@@ -276,7 +324,8 @@ def _timed(
         progress("timing")
     try:
         inputs = pipeline.timing_inputs(ref, t, topts.input_sets, secret)
-        flops, bytes_moved = pipeline.headline_work(ref, t, secret)
+        head_case = _headline_case(ref, t, secret)
+        flops, bytes_moved = head_case.get("flops"), head_case.get("bytes_moved")
         timing.setup_side(cand, inputs, topts, threads)
         with contextlib.ExitStack() as stack:
             if base_sol is not None:
@@ -303,7 +352,16 @@ def _timed(
             verdict=verdict, baseline_kind=baseline, reasons=(f"while timing, a worker {exc}",)
         )
     reasons, flags = list(pair.reasons), list(pair.flags)
-    pct, note = roofline_percent(flops, bytes_moved, pair.candidate.median_ms, topts.cache, db_path)
+    call_metrics = None
+    if not reasons:
+        if progress:
+            progress("per-call metrics")
+        call_metrics = _call_metrics(
+            t, cand, ref, head_case, pair.candidate.median_ms, copts, topts, threads, secret
+        )
+    pct, note = roofline_percent(
+        flops, bytes_moved, pair.candidate.median_ms, topts.cache, db_path, threads, copts.device
+    )
     if note:
         flags.append(note)
     implausible = (pct is not None and pct > 100.0) or pair.speedup > IMPLAUSIBLE_SPEEDUP
@@ -334,6 +392,7 @@ def _timed(
         reasons=tuple(reasons),
         flops=flops,
         bytes_moved=bytes_moved,
+        metrics=call_metrics,
     )
 
 
@@ -390,6 +449,7 @@ def bench_from_json(data: dict[str, Any], note: str | None = None) -> BenchResul
         reasons=tuple(data.get("reasons", ())),
         flops=data.get("flops"),
         bytes_moved=data.get("bytes_moved"),
+        metrics=CallMetrics.from_json(data.get("metrics")),
     )
 
 

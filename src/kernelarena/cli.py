@@ -137,6 +137,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", help="only this task")
     p.add_argument("--json", action="store_true")
     p.add_argument("--db", type=Path)
+
+    p = sub.add_parser("advise", help="which priced machine kind serves a call mix cheapest (stored results)")
+    p.add_argument("suite", help="suite name or directory: its tasks make the call mix")
+    p.add_argument("--prices", type=Path, required=True, help='TOML: [machines."MACHINE"] usd_per_hour = X')
+    p.add_argument(
+        "--mix", type=Path, help="TOML: [calls_per_s] TASK = rate (default: 1 call/s of each task)"
+    )
+    p.add_argument("--latency-ms", type=float, help="per-call latency target (median service time)")
+    p.add_argument("--utilization", type=float, default=0.7, help="target busy fraction per machine")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--db", type=Path)
     return parser
 
 
@@ -221,6 +232,7 @@ def _bench_payload(b: Any) -> dict[str, Any]:
             "baseline_measurement": to_jsonable(b.baseline) if b.baseline else None,
             "unstable": b.unstable,
             "percent_of_roofline": b.percent_of_roofline,
+            "metrics": to_jsonable(b.metrics) if b.metrics else None,
         }
     )
     for key in ("candidate", "baseline_measurement"):
@@ -241,6 +253,10 @@ def _bench_text(b: Any) -> str:
         )
         if b.percent_of_roofline is not None:
             text += f"  ({b.percent_of_roofline:.0f}% of roofline)"
+    if b.metrics is not None:
+        from kernelarena.timing.metrics import describe
+
+        text += "".join(f"\n{line}" for line in describe(b.metrics))
     text += "".join(f"\n  reason: {r}" for r in b.reasons)
     text += "".join(f"\n  flag:   {f}" for f in b.flags)
     return text
@@ -357,7 +373,24 @@ def cmd_report(args: argparse.Namespace) -> int:
     return run_report(args, _emit)
 
 
+def cmd_advise(args: argparse.Namespace) -> int:
+    from kernelarena import advise
+    from kernelarena.suite import resolve_suite
+    from kernelarena.tasks.loader import task_files
+
+    suite = resolve_suite(args.suite)
+    tasks = [p.stem for p in task_files(suite)]
+    db = args.db or settings.db_path()
+    if not Path(db).exists():
+        raise UsageError(f"no store at {db}: run `karena suite run` or `karena bench` first")
+    a = advise.advise(db, tasks, suite.name, advise.read_prices(args.prices), advise.read_mix(args.mix, tasks),
+                      latency_ms=args.latency_ms, utilization=args.utilization)  # fmt: skip
+    _emit(args, to_jsonable(a), advise.render(a))
+    return 0 if a.best else 1
+
+
 COMMANDS = {
+    "advise": cmd_advise,
     "check": cmd_check,
     "bench": cmd_bench,
     "tasks": cmd_tasks,

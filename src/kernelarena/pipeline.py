@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+from kernelarena import settings
 from kernelarena.backends.interface import ExtraChecks, backend_of
 from kernelarena.errors import TaskError, UsageError
 from kernelarena.sandbox import memory
@@ -19,7 +20,7 @@ from kernelarena.sandbox.process import Worker
 from kernelarena.tasks.loader import largest_case_bytes, load_task
 from kernelarena.timing import bench as timing
 from kernelarena.types import AUTO_MAX_BYTES, CheckOptions, Solution, Task, Verdict
-from kernelarena.verify.verifier import CasePlan, case_request, verify
+from kernelarena.verify.verifier import CasePlan, case_request, new_secret, verify
 
 
 def require_device(device: str) -> None:
@@ -96,6 +97,9 @@ def verify_any(t: Task, sol: Solution, options: CheckOptions) -> Verdict:
     prep = be.prepare(t, options)
     with workers(prep.options, candidate_env=prep.candidate_env) as (ref, cand):
         verdict = verify(prep.task, sol.path, prep.options, ref, cand)
+        if not prep.candidate_env:  # run natively (not under an interpreter): the memory budget
+            secret = prep.options.secret if prep.options.secret is not None else new_secret()
+            verdict = with_budget(prep.task, verdict, ref, cand, prep.options, secret)
     extra = be.extra_checks(sol, options)
     if extra == ExtraChecks():
         return verdict
@@ -143,4 +147,63 @@ def load_reference_model(ref: Worker, task: Task, device: str = "cpu") -> None:
     """Import the task's ``Model`` on the headline variant in ``ref``, to be timed as the baseline."""
     ref.request(
         {"op": "load", "path": str(task.path), "overrides": task.headline.overrides, "device": device}
+    )
+
+
+def _memory_budget(
+    t: Task, ref: Worker, cand: Worker, copts: CheckOptions, secret: int
+) -> tuple[list[str], str]:
+    """The task's MEMORY_BUDGET against the peak resident memory one call adds (headline shape).
+
+    Returns (reasons, what was checked). The candidate worker must have the solution loaded.
+    """
+    from kernelarena.timing import metrics
+
+    reply = ref.request({**case_request(t, CasePlan(t.headline, "budget", secret ^ 0xB0D6E7, "as-given")),
+                         "param_seed": secret & 0xFFFFFFFF})  # fmt: skip
+    if reply.get("error"):
+        return [f"the reference Model failed on the headline shape: {reply['error']}"], ""
+    budget = reply.get("memory_budget")
+    if budget is None:
+        why = reply.get("memory_budget_error", "the task's memory_budget gave no figure")
+        return [f"task error: MEMORY_BUDGET could not be evaluated: {why}"], ""
+    r = cand.request({"op": "setup_timing", "init_inputs": reply["init_inputs"], "state_dict": reply["state_dict"],
+                      "input_sets": [reply["inputs"]], "threads": copts.threads or settings.num_threads(),
+                      "flush_bytes": 0, "warmup_s": 0.0})  # fmt: skip
+    if r.get("error"):
+        return [f"the solution failed on the headline shape: {r['error']}"], ""
+    mem, problem = metrics.call_memory(cand, copts.device)
+    peak = mem.get("device_peak_bytes") if copts.device == "cuda" else mem.get("peak_rss_added_bytes")
+    what = "device memory" if copts.device == "cuda" else "resident memory"
+    shape = t.headline.label
+    if peak is None:
+        return [], f"memory budget NOT checked: the peak could not be measured ({problem})"
+    verdict_word = "over" if peak > budget else "within"
+    checked = (f"peak {what} added by a call against the task's MEMORY_BUDGET: {memory.describe_bytes(peak)}, "
+               f"{verdict_word} {memory.describe_bytes(budget)} at {shape}")  # fmt: skip
+    if peak > budget:
+        return [
+            f"memory: a call at the headline shape ({shape}) added {memory.describe_bytes(peak)} of peak {what}, "
+            f"over the task's MEMORY_BUDGET of {memory.describe_bytes(budget)} ({int(peak)} > {int(budget)} bytes; "
+            "does it materialize a large intermediate?)"
+        ], checked
+    return [], checked
+
+
+def with_budget(
+    t: Task, verdict: Verdict, ref: Worker, cand: Worker, copts: CheckOptions, secret: int
+) -> Verdict:
+    """Enforce the task's memory budget on a passing verdict (no-op for tasks without one)."""
+    if not verdict.passed or not t.has_memory_budget:
+        return verdict
+    reasons, checked = _memory_budget(t, ref, cand, copts, secret)
+    if not checked and not reasons:
+        return verdict
+    if checked.startswith("memory budget NOT"):
+        return replace(verdict, not_checked=(*verdict.not_checked, checked))
+    return replace(
+        verdict,
+        passed=not reasons,
+        reasons=verdict.reasons + tuple(reasons),
+        checked=(*verdict.checked, checked) if checked else verdict.checked,
     )

@@ -191,11 +191,14 @@ def run_suite(
             progress(len(results), len(pairs), res)
 
     if executor == "ray":
-        from kernelarena.execute.ray_executor import run_on_ray
+        from kernelarena.execute.ray_executor import run_on_ray, store_remote_records
 
-        # Ray workers have no access to this store: results come back as summaries and are kept in
-        # the suite run's record; a killed Ray run starts over (the local executor resumes).
+        # Ray workers have no access to this store: each brings its records back (marked with its
+        # node) and they are stored here; a killed Ray run starts over (the local executor resumes).
         for res in run_on_ray(pairs, baseline, copts, topts, address=ray_address):
+            if store is not None:
+                store_remote_records(store, res)
+            res.pop("records", None)
             finished(res)
     elif executor == "local":
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:

@@ -63,6 +63,7 @@ class Task:
     in_place: bool = False  # outputs may alias inputs (a declared in-place op)
     has_flops: bool = False
     has_bytes_moved: bool = False
+    has_memory_budget: bool = False  # MEMORY_BUDGET (bytes) or memory_budget(*inputs): enforced by check
     notes: tuple[str, ...] = ()  # what the loader did (derived variants, scaling)
 
     @property
@@ -158,6 +159,39 @@ class Measurement:
 
 
 @dataclass(frozen=True)
+class CallMetrics:
+    """Per-call figures beside the time; how each was measured is in ``methods``, what could not
+    be measured and why in ``unavailable`` (see :mod:`kernelarena.timing.metrics`)."""
+
+    peak_rss_added_bytes: int | None = None
+    peak_device_bytes: int | None = None
+    torch_allocated_bytes: int | None = None
+    output_bytes: int | None = None
+    small_variant: str | None = None
+    small_call_ms: float | None = None
+    small_overhead_ms: float | None = None
+    overhead_vs_compute: float | None = None
+    energy_j_per_call: float | None = None
+    energy_source: str | None = None
+    methods: tuple[str, ...] = ()
+    unavailable: tuple[str, ...] = ()  # "metric: reason"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any] | None) -> CallMetrics | None:
+        if d is None:
+            return None
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(
+            **{
+                **known,
+                "methods": tuple(d.get("methods", ())),
+                "unavailable": tuple(d.get("unavailable", ())),
+            }
+        )
+
+
+@dataclass(frozen=True)
 class BenchResult:
     verdict: Verdict
     baseline_kind: str
@@ -173,6 +207,7 @@ class BenchResult:
         None  # the headline variant's work (task's flops()/bytes_moved()), for roofline charts
     )
     bytes_moved: float | None = None
+    metrics: CallMetrics | None = None  # peak memory, allocations, overhead, energy per call
 
     @property
     def passed(self) -> bool:

@@ -22,7 +22,15 @@ from kernelarena.api import _meta
 from kernelarena.hw.profile import HardwareProfile
 from kernelarena.hw.store import save_profile
 from kernelarena.store.sqlite import Store
-from kernelarena.types import BenchResult, CheckOptions, Measurement, Solution, Verdict, to_jsonable
+from kernelarena.types import (
+    BenchResult,
+    CallMetrics,
+    CheckOptions,
+    Measurement,
+    Solution,
+    Verdict,
+    to_jsonable,
+)
 
 pytestmark = pytest.mark.cpu
 
@@ -60,8 +68,13 @@ def _result(
     def meas(ms: float) -> Measurement:
         return Measurement(ms, ms / 20, (ms * 0.97, ms * 1.03), 60, 6, "cold", "offline", 2)
 
+    # per-call metrics as api.bench records them (energy unavailable, as on a VM without RAPL)
+    metrics = CallMetrics(peak_rss_added_bytes=int(cand_ms * (5 << 20)), torch_allocated_bytes=16 << 20,
+                          small_variant="rows=5,dim=3", small_call_ms=0.02, small_overhead_ms=0.015,
+                          overhead_vs_compute=3.0, unavailable=("energy_j_per_call: no RAPL here",))  # fmt: skip
     res = BenchResult(verdict, "eager", meas(cand_ms), meas(cand_ms * speedup), speedup,
-                      (speedup * 0.95, speedup * 1.05), False, pct, flops=flops, bytes_moved=moved)  # fmt: skip
+                      (speedup * 0.95, speedup * 1.05), False, pct, flops=flops, bytes_moved=moved,
+                      metrics=metrics)  # fmt: skip
     return to_jsonable(res)
 
 
@@ -156,6 +169,15 @@ def test_html_report_in_headless_chromium(
         if r["candidate_ms"] is not None:
             assert float(row["candidate_ms"]) == pytest.approx(r["candidate_ms"], rel=1e-3)
             assert row["percent_of_roofline"] == f"{r['percent_of_roofline']:.0f}"
+        # the per-call metrics columns show the JSON's figures; missing ones are "-"
+        for col in ("peak_mem_mib", "alloc_mib", "overhead_us", "overhead_vs_compute", "energy_mj"):
+            if r[col] is None:
+                assert row[col] == "-", (col, row[col])
+            else:
+                assert float(row[col]) == pytest.approx(r[col], rel=5e-3), col
+    timed = [r for r in js["records"] if r["candidate_ms"] is not None]
+    assert all(r["peak_mem_mib"] and r["overhead_us"] == pytest.approx(15.0) for r in timed)
+    assert all(r["energy_mj"] is None and "no RAPL" in r["metrics_unavailable"][0] for r in timed)
     assert "</script>" in json.dumps(js["records"])  # the escaped failure reason made it through intact
     assert any(c["reason"] == "outputs differ </script> at [3]" for c in cells.values())
     # the speedup chart has one point per timed record, at the JSON's speedups

@@ -4,7 +4,9 @@ all read this, so the page's numbers are the JSON's numbers.
 Shape (every key always present)::
 
     {
-      "records":    [row, ...],   # latest bench record per (task, solution, baseline, machine): bench_row
+      "records":    [row, ...],   # latest bench record per (task, solution, baseline, machine): bench_row,
+                                  # with the per-call metrics (metric_fields: peak_mem_mib, alloc_mib,
+                                  # overhead_us, overhead_vs_compute, energy_mj, metrics_unavailable)
       "history":    [{"task", "solution", "baseline", "machine", "created_at", "speedup",
                       "speedup_ci", "verdict"}, ...],          # every bench record, oldest first
       "roofs":      [{"machine_id", "device_name", "mem_bw_bytes_per_s", "peak_flops"}, ...],
@@ -88,6 +90,28 @@ def bench_row(r: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
         "mode": cand.get("mode"),
         "device": r["device"],
         "reasons": (res.get("verdict") or {}).get("reasons", []) + res.get("reasons", []),
+        **metric_fields(res.get("metrics")),
+    }
+
+
+def metric_fields(m: dict[str, Any] | None) -> dict[str, Any]:
+    """The per-call metrics of a bench record as flat report fields (None where not measured);
+    ``metrics_unavailable`` holds the stated reasons (e.g. no RAPL counters on this machine)."""
+    m = m or {}
+
+    def scaled(key: str, factor: float) -> float | None:
+        v = m.get(key)
+        return None if v is None else v * factor
+
+    return {
+        "peak_mem_mib": scaled("peak_rss_added_bytes", 1 / 2**20),
+        "device_mem_mib": scaled("peak_device_bytes", 1 / 2**20),
+        "alloc_mib": scaled("torch_allocated_bytes", 1 / 2**20),
+        "overhead_us": scaled("small_overhead_ms", 1e3),
+        "overhead_vs_compute": m.get("overhead_vs_compute"),
+        "small_variant": m.get("small_variant"),
+        "energy_mj": scaled("energy_j_per_call", 1e3),
+        "metrics_unavailable": list(m.get("unavailable", [])) if m else ["per-call metrics not recorded"],
     }
 
 
@@ -156,12 +180,20 @@ def report_data(db: Path, task: str | None = None) -> dict[str, Any]:
         latest[(r["task"], r["solution"] or "", r["baseline"] or "", row["machine"])] = row
         history.append({k: row[k] for k in ("task", "solution", "baseline", "machine", "created_at", "speedup",
                                             "speedup_ci", "verdict")})  # fmt: skip
+    notes = [COMPARABLE_NOTE]
+    nodes = sorted({row["machine"] for row in latest.values() if " @ " in row["machine"]})
+    if nodes:
+        notes.append(
+            f"{len(nodes)} record machine(s) are Ray cluster nodes ({', '.join(nodes[:6])}): each node is "
+            "its own machine in the table and the filters; a speedup measured on one node says nothing "
+            "about another, even of the same model"
+        )
     data = {
         "records": [latest[k] for k in sorted(latest)],
         "history": history,
         "roofs": _roofs(db),
         "agent_runs": agent_runs(db),
-        "notes": [COMPARABLE_NOTE],
+        "notes": notes,
     }
     json.dumps(data)  # fail here, not in the page, if something is not JSON-able
     return data

@@ -37,7 +37,10 @@ const FILTERS = ['suite','task','backend','machine','run'];
 const COLS = [['task','task'],['suite','suite'],['solution','solution'],['backend','backend'],
   ['baseline','baseline'],['machine','machine'],['run','run'],['verdict','verdict'],
   ['speedup','speedup'],['ci','95% CI'],['candidate_ms','cand ms'],['baseline_ms','base ms'],
-  ['percent_of_roofline','% roofline'],['cache','cache'],['reason','first reason']];
+  ['percent_of_roofline','% roofline'],['cache','cache'],['peak_mem_mib','peak MiB/call'],
+  ['alloc_mib','alloc MiB/call'],['overhead_us','overhead us (small)'],['overhead_vs_compute','overhead/compute'],
+  ['energy_mj','mJ/call'],['reason','first reason']];
+const METRIC_COLS = ['peak_mem_mib','alloc_mib','overhead_us','overhead_vs_compute','energy_mj'];
 let sortCol = 'task', sortDir = 1;
 const NS = 'http://www.w3.org/2000/svg';
 function el(tag, attrs, parent, text) {
@@ -190,6 +193,7 @@ function cell(r, c) {
   if (c === 'speedup') return fmt(r.speedup, 3);
   if (c === 'candidate_ms' || c === 'baseline_ms') return r[c] === null ? '-' : Number(r[c]).toPrecision(4);
   if (c === 'percent_of_roofline') return fmt(r[c], 0);
+  if (METRIC_COLS.includes(c)) return r[c] === null || r[c] === undefined ? '-' : Number(r[c]).toPrecision(3);
   return r[c] === null || r[c] === undefined ? '-' : String(r[c]);
 }
 function table(rows) {
@@ -203,7 +207,9 @@ function table(rows) {
     const tr = document.createElement('tr'); tr.dataset.key = [r.task, r.solution, r.baseline, r.machine].join('|');
     for (const [c] of COLS) {
       const td = document.createElement('td'); td.dataset.col = c; td.textContent = cell(r, c);
-      if (['speedup','candidate_ms','baseline_ms','percent_of_roofline'].includes(c)) td.className = 'num';
+      if (['speedup','candidate_ms','baseline_ms','percent_of_roofline'].concat(METRIC_COLS).includes(c)) td.className = 'num';
+      if (METRIC_COLS.includes(c) && (r[c] === null || r[c] === undefined) && r.metrics_unavailable)
+        td.title = r.metrics_unavailable.join('; ');  // why a metric is missing, on hover
       if (c === 'verdict') td.className = r.verdict;
       tr.appendChild(td);
     }

@@ -30,6 +30,7 @@ _perf_ns = time.perf_counter_ns  # bound before candidate code can patch the tim
 _sleep = time.sleep
 
 from kernelarena.sandbox import protocol  # noqa: E402
+from kernelarena.sandbox.call_metrics import op_call_metrics as _call_metrics  # noqa: E402
 from kernelarena.verify.policy import overridden_torch_ops, torch_kernel_registrations  # noqa: E402
 
 _state: dict[str, Any] = {}
@@ -291,8 +292,12 @@ def op_make_case(msg: dict[str, Any]) -> dict[str, Any]:
             reply["reference"], reply["reference_dtype"] = ref, "float64"
         except Exception as exc:  # some ops have no float64 kernel: fall back to native, say so
             reply["reference_note"] = f"float64 reference failed ({type(exc).__name__}: {exc}); native used"
-    for key in ("flops", "bytes_moved"):
+    for key in ("flops", "bytes_moved", "memory_budget"):
         fn = getattr(module, key, None)
+        if key == "memory_budget" and fn is None:  # MEMORY_BUDGET: bytes, or a function of the inputs
+            fn = getattr(module, "MEMORY_BUDGET", None)
+            if isinstance(fn, int | float):
+                reply[key] = float(fn)
         if callable(fn):
             try:
                 reply[key] = float(fn(*inputs))
@@ -739,6 +744,8 @@ _OPS = {
     "time_batch": op_time_batch,
     "reference_for": op_reference_for,
     "compile_check": op_compile_check,
+    # per-call metrics (peak memory, allocations): kernelarena.sandbox.call_metrics
+    "call_metrics": lambda msg: _call_metrics(_state, msg),
     "ping": lambda msg: {"pid": os.getpid()},
 }
 

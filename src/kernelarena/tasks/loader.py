@@ -341,10 +341,23 @@ def load_task(ref: str | Path, *, max_bytes: int | None = None) -> Task:
             in_place=bool(getattr(module, "IN_PLACE", False)),
             has_flops=callable(getattr(module, "flops", None)),
             has_bytes_moved=callable(getattr(module, "bytes_moved", None)),
+            has_memory_budget=_has_budget(path, module),
             notes=tuple(notes),
         )
     finally:
         sys.modules.pop(module.__name__, None)
+
+
+def _has_budget(path: Path, module: types.ModuleType) -> bool:
+    fn = getattr(module, "memory_budget", None)
+    const = getattr(module, "MEMORY_BUDGET", None)
+    if fn is not None and not callable(fn):
+        raise TaskError(
+            f"{path}: memory_budget must be a function of the inputs (use MEMORY_BUDGET for bytes)"
+        )
+    if const is not None and (isinstance(const, bool) or not isinstance(const, int | float) or const <= 0):
+        raise TaskError(f"{path}: MEMORY_BUDGET must be a positive number of bytes, got {const!r}")
+    return fn is not None or const is not None
 
 
 def _float_or_none(value: Any) -> float | None:

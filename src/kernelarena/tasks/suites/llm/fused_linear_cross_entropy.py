@@ -66,3 +66,11 @@ def flops(hidden, targets):
 def bytes_moved(hidden, targets):
     tokens, d = hidden.shape
     return 4.0 * (tokens * d + vocab * d) + 8.0 * tokens + 4.0  # hidden, weight, targets, loss
+
+
+# Enforced by the verifier (headline shape): the peak resident memory one call adds must stay under
+# a quarter of the logits' size, with room for two copies of the hidden states (a packed copy,
+# per-thread tiles). Materializing the [tokens, vocab] logits (16 MiB at the headline) fails.
+def memory_budget(hidden, targets):
+    tokens, d = hidden.shape
+    return 4.0 * tokens * vocab / 4 + 2 * 4.0 * tokens * d
