@@ -25,19 +25,22 @@ def test_active_threads_counts_threads_that_ran() -> None:
     before = thread_cpu_ns(me)
     assert len(before) >= 4
 
-    def spin() -> None:
+    done = threading.Event()
+
+    def spin() -> None:  # alive until the second snapshot: a thread that has exited is not seen
         end = time.perf_counter() + 0.05
         while time.perf_counter() < end:
             pass
+        done.wait()
 
     busy = [threading.Thread(target=spin) for _ in range(4)]
     for t in busy:
         t.start()
-    for t in busy:
-        t.join()
+    time.sleep(0.5)
     after = thread_cpu_ns(me)
+    done.set()
     stop.set()
-    for t in idle:
+    for t in idle + busy:
         t.join()
     # the 4 spinners ran (their whole life counts: they were born between the snapshots); the 3
     # idle waiters did not; this thread may or may not pass the 10 us floor
