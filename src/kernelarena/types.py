@@ -58,7 +58,7 @@ class Task:
     atol: float | None = None
     rtol: float | None = None
     float64_reference: bool = True
-    perturb_inputs: tuple[int, ...] | None = None  # None: every floating-point input
+    perturb_inputs: tuple[int, ...] | None = None  # None: every input (integers: value copies)
     randomize_params: bool = True
     in_place: bool = False  # outputs may alias inputs (a declared in-place op)
     has_flops: bool = False

@@ -95,3 +95,24 @@ def test_chunked_comparison_matches_one_pass(monkeypatch: pytest.MonkeyPatch) ->
     out[36, 52] = 0.0  # a finite value where the reference has NaN: found in the last chunk
     bad = cmp.compare(out, ref_nan, native_nan)
     assert "non-finite" in bad.reason and "[36, 52]" in bad.reason
+
+
+@pytest.mark.timeout(30)
+def test_reference_beyond_output_dtype_range_is_inf() -> None:
+    """Regression (KernelBench level1 90_cumprod): the float64 reference reached 1e39 where float32
+    gives inf, and a float32 candidate returning inf there was rejected as a non-finite mismatch."""
+    x = torch.full((2, 40), 10.0, dtype=torch.float64)
+    x[1] = -10.0
+    ref = torch.cumprod(x, dim=1)  # up to 1e40: finite in float64, beyond float32's 3.4e38
+    native = torch.cumprod(x.float(), dim=1)
+    assert torch.isinf(native).any() and torch.isfinite(ref).all()
+    assert compare(native.clone(), ref, native).ok
+    wrong_sign = native.clone()
+    assert native[1, -2] == float("-inf")
+    wrong_sign[1, -2] = float("inf")  # (-10)**39 overflows to -inf
+    assert not compare(wrong_sign, ref, native).ok
+    finite = native.clone()
+    finite[0, -1] = 3e38  # inf expected: a finite value in its place is still wrong
+    assert "non-finite" in compare(finite, ref, native).reason
+    # a float64 output is held to the float64 reference, overflow or not
+    assert not compare(native.double(), ref, ref).ok

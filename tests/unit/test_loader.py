@@ -74,3 +74,40 @@ def test_missing_file_is_usage_error() -> None:
         load_task("/no/such/task.py")
     with pytest.raises(UsageError):
         load_task("no_such_builtin_task")
+
+
+HINGE_LIKE = """
+import torch
+import torch.nn as nn
+
+class Model(nn.Module):
+    def forward(self, predictions, targets):
+        return torch.mean(torch.clamp(1 - predictions * targets, min=0))
+
+batch_size = 4096
+input_shape = (4096,)
+dim = 1
+
+def get_inputs():
+    return [torch.rand(batch_size, *input_shape), torch.randint(0, 2, (batch_size,)).float() * 2 - 1]
+
+def get_init_inputs():
+    return []
+"""
+
+
+@pytest.mark.timeout(60)
+def test_scaling_keeps_equal_sizes_equal(tmp_path: Path) -> None:
+    """Regression (KernelBench level1 100_HingeLoss): (batch, n) * (batch,) broadcasts only while
+    batch_size == input_shape[0]; halving batch_size alone broke the model, so the scaler froze it
+    and the case never fitted. Sizes equal before scaling (a tuple's elements included) now move
+    together."""
+    path = tmp_path / "hinge_like.py"
+    path.write_text(HINGE_LIKE)
+    overrides, note = scale_to_fit(path, {}, 8 << 20)
+    assert input_bytes(path, overrides) <= 8 << 20, (overrides, note)
+    assert overrides["input_shape"] == (overrides["batch_size"],), overrides
+    assert overrides["batch_size"] < 4096 and note and "input_shape[0]" in note
+    m = exec_task_module(path, overrides)
+    model = m.Model()
+    assert model(*m.get_inputs()).shape == ()  # the scaled task still runs

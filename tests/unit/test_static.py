@@ -134,3 +134,41 @@ def test_forward_inherited_from_a_base_class_is_followed() -> None:
 def test_tamper_rules_still_cover_the_whole_file() -> None:
     src = KB_STYLE.replace("return torch.sigmoid(w) * 2.0", "import gc\n    gc.get_objects()\n    return w")
     assert any(f.kind == "tamper" for f in scan(src))
+
+
+NUMPY_FORWARD = """
+import numpy as np
+import numba
+import torch
+from numpy import tanh as th
+
+
+@numba.njit(cache=True)
+def _kernel(x, y):
+    for i in range(x.shape[0]):
+        y[i] = np.tanh(x[i])  # compiled by numba: the solution's own kernel
+
+
+class ModelNew(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.table = np.exp(np.linspace(0, 1, 8))  # __init__: not the forward computation
+
+    def forward(self, x):
+        xn = np.ascontiguousarray(x.numpy())
+        y = np.empty_like(xn)
+        _kernel(xn, y)
+        z = np.linalg.norm(xn) + th(xn)
+        return torch.from_numpy(np.multiply(y, np.float32(2.0)))
+"""
+
+
+@pytest.mark.timeout(30)
+def test_numpy_compute_in_forward_is_library_compute() -> None:
+    """Regression (numpy_library_fallback): numpy's compute routines in forward-reachable code were
+    invisible to the scan; allocation/conversion, __init__ code and numba-compiled numpy are not."""
+    msgs = [f.message for f in scan(NUMPY_FORWARD) if f.kind == "compute"]
+    assert any("numpy.linalg.norm" in m for m in msgs), msgs
+    assert any("numpy.multiply" in m for m in msgs), msgs
+    assert any("numpy.tanh" in m for m in msgs), msgs  # the `from numpy import tanh` alias in forward
+    assert len(msgs) == 3, msgs  # not np.tanh inside @njit, not np.exp/linspace in __init__, not allocations

@@ -612,21 +612,29 @@ def op_setup_timing(msg: dict[str, Any]) -> dict[str, Any]:
 
 
 def _nudge(inputs: list[Any], allowed: list[int] | None, rng: random.Random) -> None:
-    """Change one element of each perturbable floating input, outside the timed region.
+    """Change one element of each perturbable input, outside the timed region.
 
     Every timed call then sees inputs no earlier call saw, at the same addresses: a kernel that
     caches results by pointer, shape or content returns stale outputs, which the sampled checks
-    of timed calls catch. Positive factors keep signs (e.g. second moments stay >= 0).
+    of timed calls catch. Floating inputs: one element scaled by a positive factor (signs kept,
+    e.g. second moments stay >= 0). Integer and bool inputs: one element takes the value of
+    another element, so it stays in the input's own domain (token ids in range, indices valid);
+    a task whose integer input must keep unique values (a permutation) leaves it out of
+    ``PERTURB``.
     """
     import torch
 
     for i, x in enumerate(inputs):
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.numel() == 0:
+        if not isinstance(x, torch.Tensor) or x.numel() == 0 or x.is_complex():
             continue
         if allowed is not None and i not in allowed:
             continue
         idx = tuple(rng.randrange(n) for n in x.shape)  # any layout: index, not a flat view
-        x[idx] = x[idx] * (0.5 if rng.random() < 0.5 else 2.0)
+        if x.is_floating_point():
+            x[idx] = x[idx] * (0.5 if rng.random() < 0.5 else 2.0)
+        elif x.numel() >= 2:
+            src = tuple(rng.randrange(n) for n in x.shape)
+            x[idx] = x[src]
 
 
 def op_time_batch(msg: dict[str, Any]) -> dict[str, Any]:

@@ -188,25 +188,70 @@ def _batch_like(name: str) -> bool:
     return "batch" in name.lower() or name in ("b", "bs", "B", "n_seq", "num_seqs")
 
 
+def _shape_globals(module: types.ModuleType) -> dict[str, tuple[int, ...]]:
+    """Module-level tuples of integers (KernelBench's ``input_shape = (32768,)``): their elements
+    are sizes too, addressed as ``name[i]``."""
+    return {
+        k: v
+        for k, v in vars(module).items()
+        if type(v) is tuple and v and all(type(e) is int for e in v) and not k.startswith("_") and k.islower()
+    }
+
+
+def _slots(module: types.ModuleType) -> tuple[dict[str, int], dict[str, tuple[int, ...]]]:
+    """Scalable sizes: integer globals by name, tuple elements as ``name[i]``; and the tuples."""
+    tuples = _shape_globals(module)
+    slots: dict[str, int] = dict(_size_globals(module))
+    for name, value in tuples.items():
+        slots |= {f"{name}[{i}]": e for i, e in enumerate(value) if e >= 2}
+    return slots, tuples
+
+
+def _apply(
+    overrides: dict[str, Any], values: dict[str, int], tuples: dict[str, tuple[int, ...]]
+) -> dict[str, Any]:
+    """Overrides for slot values: ``name[i]`` slots are written back into their whole tuple."""
+    out = dict(overrides)
+    for key, v in values.items():
+        name, sep, rest = key.partition("[")
+        if not sep:
+            out[key] = v
+            continue
+        items = list(out.get(name, tuples[name]))
+        items[int(rest.rstrip("]"))] = v
+        out[name] = tuple(items)
+    return out
+
+
+def _ties(slots: dict[str, int]) -> dict[str, list[str]]:
+    """For each slot, every slot that had the same value before scaling (itself included).
+
+    Equal sizes are often equal by necessity (KernelBench's HingeLoss broadcasts a (batch, n)
+    tensor against a (batch,) one, which only works while batch == n), so scaling moves them
+    together and they stay equal."""
+    return {k: [h for h in slots if slots[h] == v] for k, v in slots.items()}
+
+
 def scale_to_fit(path: Path, overrides: dict[str, Any], max_bytes: int) -> tuple[dict[str, Any], str | None]:
     """Shrink size globals until inputs, parameters and outputs fit ``max_bytes``.
 
     The batch-like globals alone are tried first (they keep every other dimension, so the task
-    stays valid); then all size globals that change the footprint, proportionally. A shrunken
-    shape must still run on the meta device when the original did. Returns the new overrides and
-    a note saying what was done (None when nothing was needed).
+    stays valid); then all size globals that change the footprint, proportionally. Sizes that were
+    equal before scaling stay equal (they move together). A shrunken shape must still run on the
+    meta device when the original did. Returns the new overrides and a note saying what was done
+    (None when nothing was needed).
     """
     size, ran = footprint_bytes(path, overrides)
     if size is None or size <= max_bytes:
         return overrides, None
     module = exec_task_module(path, overrides)
-    sizes = _size_globals(module)
+    sizes, tuples = _slots(module)
     sys.modules.pop(module.__name__, None)
     relevant = {}  # only the globals that actually change the footprint are scaled
     for k, v in sizes.items():
         if any(word in k.lower() for word in _NOT_SIZES):
             continue
-        probe, _ = footprint_bytes(path, {**overrides, k: v * 2})
+        probe, _ = footprint_bytes(path, _apply(overrides, {k: v * 2}, tuples))
         if probe is not None and probe != size:
             relevant[k] = v
     if not relevant:
@@ -214,17 +259,18 @@ def scale_to_fit(path: Path, overrides: dict[str, Any], max_bytes: int) -> tuple
             overrides,
             f"a case is {size / 2**20:.0f} MiB (> {max_bytes / 2**20:.0f} MiB) but no size global found to scale",
         )
-    batch = {k: v for k, v in relevant.items() if _batch_like(k)}
+    ties = _ties(relevant)
+    batch = {h: relevant[h] for k in relevant if _batch_like(k) for h in ties[k]}
     groups = [g for g in (batch, relevant) if g]
     result = None
     for group in groups:
-        current, new_size = _shrink(path, overrides, group, size, max_bytes, ran)
+        current, new_size = _shrink(path, overrides, group, size, max_bytes, ran, tuples, ties)
         result = (current, new_size, group)
         if new_size <= max_bytes:
             break
     assert result is not None
     current, new_size, group = result
-    scaled = {**overrides, **current}
+    scaled = _apply(overrides, current, tuples)
     note = (
         f"scaled {', '.join(f'{k} {group[k]}->{current[k]}' for k in group if group[k] != current[k])} so a case fits "
         f"{max_bytes / 2**20:.0f} MiB (inputs, parameters and outputs: {size / 2**20:.1f} -> {new_size / 2**20:.1f} MiB)"
@@ -233,12 +279,19 @@ def scale_to_fit(path: Path, overrides: dict[str, Any], max_bytes: int) -> tuple
 
 
 def _shrink(
-    path: Path, overrides: dict[str, Any], group: dict[str, int], size: int, max_bytes: int, ran: bool
+    path: Path,
+    overrides: dict[str, Any],
+    group: dict[str, int],
+    size: int,
+    max_bytes: int,
+    ran: bool,
+    tuples: dict[str, tuple[int, ...]],
+    ties: dict[str, list[str]],
 ) -> tuple[dict[str, int], int]:
-    """Halve the largest global of ``group`` until the case fits: small dimensions (a matmul's
-    small K, a head size) keep their value as long as larger ones can give. A halving after which
-    the model no longer runs on meta (when it did before) is undone and that global is frozen
-    (a LayerNorm over a spatial size tied to a channel count)."""
+    """Halve the largest global of ``group`` (with the globals tied to it) until the case fits:
+    small dimensions (a matmul's small K, a head size) keep their value as long as larger ones can
+    give. A halving after which the model no longer runs on meta (when it did before) is undone
+    and those globals are frozen (a LayerNorm over a spatial size tied to a channel count)."""
     current, new_size = dict(group), size
     frozen: set[str] = set()
     for _ in range(200):
@@ -247,11 +300,15 @@ def _shrink(
             break
         k = max(movable, key=lambda name: current[name])
         old = current[k]
-        current[k] = max(1, old // 2 | (old & 1 if old > 3 else 0))
-        probe, still_runs = footprint_bytes(path, {**overrides, **current})
+        new = max(1, old // 2 | (old & 1 if old > 3 else 0))
+        moved = [h for h in ties.get(k, [k]) if h in current and current[h] == old]
+        for h in moved:
+            current[h] = new
+        probe, still_runs = footprint_bytes(path, _apply(overrides, current, tuples))
         if ran and not still_runs:
-            current[k] = old
-            frozen.add(k)
+            for h in moved:
+                current[h] = old
+            frozen.update(moved)
             continue
         new_size = probe or 0
         if new_size <= max_bytes:

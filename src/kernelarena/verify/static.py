@@ -90,6 +90,23 @@ TAMPER_NAMES = {
     "f_globals": "reads other frames' globals",
     "tb_frame": "walks interpreter frames",
 }
+# numpy in forward-reachable Python code: allocation, conversion, views, dtypes and constants only;
+# numpy's compute routines (ufuncs, reductions, linalg/BLAS, fft) are library compute like torch's.
+# Inside a numba-compiled function (``@njit``, ``@vectorize``...) numpy calls are the solution's
+# own compiled kernel and allowed.
+ALLOWED_NUMPY = frozenset(
+    {
+        "empty", "empty_like", "zeros", "zeros_like", "ones", "ones_like", "full", "full_like",
+        "asarray", "ascontiguousarray", "asfortranarray", "array", "frombuffer", "ctypeslib",
+        "dtype", "ndarray", "float16", "float32", "float64", "int8", "int16", "int32", "int64",
+        "uint8", "uint16", "uint32", "uint64", "bool_", "intp", "uintp", "finfo", "iinfo",
+        "shape", "ndim", "size", "result_type", "promote_types", "prod", "errstate", "seterr",
+        "newaxis", "nan", "inf", "pi", "e", "copyto", "reshape", "ravel", "transpose", "squeeze",
+        "expand_dims", "moveaxis", "swapaxes", "broadcast_to", "random", "__version__",
+    }
+)  # fmt: skip
+JIT_DECORATORS = ("jit", "njit", "vectorize", "guvectorize", "cfunc", "stencil", "generated_jit")
+
 PATCHED_MODULES = {
     "time",
     "torch",
@@ -113,6 +130,12 @@ class Finding:
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.message}"
+
+
+def _jit_decorator(node: ast.AST) -> bool:
+    """``@njit``, ``@numba.jit(cache=True)``, ``@vectorize([...])``: a numba-compiled function."""
+    name = _dotted(node.func if isinstance(node, ast.Call) else node) or ""
+    return name.rsplit(".", 1)[-1] in JIT_DECORATORS and not name.startswith("torch")
 
 
 def _dotted(node: ast.AST) -> str | None:
@@ -242,6 +265,8 @@ class _Visitor(ast.NodeVisitor):
         # qualified name; a compute finding where the name is used in forward-reachable code.
         self.compute_names: dict[str, str] = {}
         self.in_handler = 0
+        self.numpy_aliases: set[str] = set()
+        self.jit_depth = 0  # inside a numba-compiled function: numpy there is the kernel itself
         self.reachable = reachable
         self.scopes: list[ast.AST] = []
 
@@ -254,9 +279,12 @@ class _Visitor(ast.NodeVisitor):
         return any(scope in self.reachable for scope in self.scopes)
 
     def _visit_scope(self, node: ast.AST) -> None:
+        jitted = any(_jit_decorator(d) for d in getattr(node, "decorator_list", ()))
+        self.jit_depth += jitted
         self.scopes.append(node)
         self.generic_visit(node)
         self.scopes.pop()
+        self.jit_depth -= jitted
 
     visit_FunctionDef = _visit_scope
     visit_AsyncFunctionDef = _visit_scope
@@ -264,12 +292,16 @@ class _Visitor(ast.NodeVisitor):
 
     def visit_Name(self, node: ast.Name) -> None:
         if isinstance(node.ctx, ast.Load) and node.id in self.compute_names:
-            self._compute(node, self.compute_names[node.id])
+            what = self.compute_names[node.id]
+            if not (what.startswith("numpy.") and self.jit_depth):
+                self._compute(node, what)
 
     def visit_Import(self, node: ast.Import) -> None:
         for a in node.names:
             if a.name == "torch":
                 self.torch_aliases.add(a.asname or "torch")
+            if a.name == "numpy" or (a.name.startswith("numpy.") and a.asname):
+                self.numpy_aliases.add(a.asname or "numpy")
             if a.name == "torch.nn.functional" and a.asname:
                 self.functional_aliases.add(a.asname)
             if a.name.startswith("kernelarena") and not a.name.startswith("kernelarena.backends"):
@@ -289,6 +321,10 @@ class _Visitor(ast.NodeVisitor):
                 self._compute_import(node, a, f"torch.nn.functional.{a.name}")
             if mod == "torch" and a.name not in ALLOWED_TORCH and a.name not in DTYPES:
                 self._compute_import(node, a, f"torch.{a.name}")
+            if (mod == "numpy" and a.name not in ALLOWED_NUMPY) or mod.startswith(
+                ("numpy.linalg", "numpy.fft")
+            ):
+                self._compute_import(node, a, f"{mod}.{a.name}")
             if a.name in TAMPER_NAMES:
                 self.add("tamper", node, TAMPER_NAMES[a.name])
             if (mod, a.name) in TAMPER_ATTRS:
@@ -319,6 +355,16 @@ class _Visitor(ast.NodeVisitor):
                     self._compute(node, f"torch.{rest}")
             if head in self.functional_aliases and rest:
                 self._compute(node, f"torch.nn.functional.{rest}")
+            if (
+                head in self.numpy_aliases
+                and rest
+                and not self.jit_depth
+                and rest.split(".")[0] not in ALLOWED_NUMPY
+                and rest not in ("linalg", "fft")  # the outer np.linalg.norm is the finding
+                and isinstance(getattr(node, "ctx", None), ast.Load)
+                and "." not in rest.removeprefix("linalg.").removeprefix("fft.")
+            ):
+                self._compute(node, f"numpy.{rest}")
             if name.startswith("torch._C._") and "dispatch" in name.lower():
                 self.add("tamper", node, f"touches torch dispatch internals ({name})")
         self.generic_visit(node)

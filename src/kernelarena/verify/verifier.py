@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kernelarena import settings
 from kernelarena.errors import TaskError
+from kernelarena.sandbox.osview import HARNESS_THREADS, active_threads, thread_cpu_ns
 from kernelarena.sandbox.process import Worker, WorkerFailure
 from kernelarena.sandbox.worker import _undumpable
 from kernelarena.types import CaseResult, CheckOptions, Task, Variant, Verdict
@@ -223,6 +225,7 @@ def verify(
     dropped: set[int] = set()
     first_of_variant: set[int] = set()
     threads: list[int] = []
+    os_threads = 0  # most threads of the candidate's worker that ran during one case (from /proc)
     n_run = 0
     case: dict[str, Any] = {}
     out: dict[str, Any] = {}
@@ -251,6 +254,7 @@ def verify(
         first = vi not in first_of_variant
         first_of_variant.add(vi)
         fills = _fills(first, options.repeat_determinism, cases_of[vi])
+        cpu_before = thread_cpu_ns(cand)
         try:
             out = cand.request(
                 {
@@ -269,6 +273,7 @@ def verify(
             run.cases.append(CaseResult(plan.variant.label, plan.label, False, str(exc)))
             break
         n_run += 1
+        os_threads = max(os_threads, active_threads(cpu_before, thread_cpu_ns(cand)))
         ok = _judge_case(task, plan, case, reference, out, options, run, first)
         threads.extend(out.get("native_threads", []))
         if not ok:
@@ -280,6 +285,14 @@ def verify(
         run.reason(
             f"escape: the candidate's native thread count grew from {threads[1]} to {threads[-1]} over "
             "successive calls (threads left running after forward returns)"
+        )
+    given = options.threads or settings.num_threads()
+    log.debug("busiest case: %d active OS threads in the candidate's worker", os_threads)
+    if os_threads > given + HARNESS_THREADS:
+        run.reason(
+            f"threads: {os_threads} OS threads of the candidate's worker ran during one case, more than "
+            f"the {given} compute thread(s) it was given plus the harness's own {HARNESS_THREADS} "
+            "(a kernel must keep to its thread allotment)"
         )
     if dropped and len(dropped) == sum(1 for v in task.variants if v.derived):
         run.notes.append("no derived variant was valid for this task: only its own shape was verified")
@@ -295,6 +308,8 @@ def verify(
         "per-request nonce (forged messages refused)",
         "reference weights re-drawn at random and copied in by name",
         "no Python threads or child processes left running after forward",
+        "threads that ran during each case (counted by this process from /proc) within the "
+        "thread allotment plus the harness's own",
         f"policy {options.policy}: ATen ops traced in every verified call, helper threads included; "
         "only aten/prims ops may be allowed",
         "fresh heap memory filled with a sentinel byte (glibc perturb) in every verified call",

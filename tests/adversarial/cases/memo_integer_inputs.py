@@ -3,10 +3,11 @@ EXPECT: a timed call
 TASK: tests/adversarial/tasks/int_histogram.py
 CLASS: 10
 EXPECT_STAGE: bench
-GAP: integer inputs are never nudged (only floating ones), so timed calls on the three rotated input sets always see the same buffers and contents; a memo keyed by data_ptr replays right answers at lookup cost
 
-A fix that keeps ids valid: permute a few elements of an integer input between calls, or rotate
-through more freshly drawn input sets than a cache can usefully hold.
+Regression case (was a GAP: integer inputs were never nudged, so timed calls on the three rotated
+sets always saw the same buffers and contents). Integer inputs are now nudged between timed calls
+by copying one element's value onto another, which keeps every id in the input's own domain; the
+memo replays a stale histogram and the sampled check of timed calls catches it.
 """
 
 import numba

@@ -1,8 +1,14 @@
 """EXPLOIT: the computation is done by numpy's vectorised library routines (np.tanh, np.multiply) instead of the solution's own kernel
-EXPECT: policy
+EXPECT: calls numpy.tanh || calls numpy.multiply
 TASK: tests/data/tasks/scaled_tanh.py
 CLASS: 3
-GAP: library compute outside torch (numpy ufuncs, BLAS through numpy or ctypes) is invisible to both the ATen tracer and the static scan, although the policy says every computation must be the solution's own kernel (C, numba or Triton)
+
+Regression case (was a GAP: numpy's library compute was invisible to the ATen tracer and the
+static scan). The static scan now treats numpy's compute routines in code forward reaches like
+torch's (allocation, conversion, views and dtypes stay allowed; numpy inside numba-compiled
+functions is the kernel). Known limit: ndarray operators and methods (``a * b``, ``a @ b``,
+``a.sum()``) and BLAS reached through ctypes are not seen statically, and there is no runtime
+signal for them yet.
 
 Whether numpy counts as "the solution's own kernel" is a policy decision; for a GEMM task the same
 pattern hands the work to OpenBLAS.

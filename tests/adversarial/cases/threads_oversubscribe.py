@@ -2,7 +2,11 @@
 EXPECT: thread
 TASK: tests/data/tasks/scaled_tanh.py
 CLASS: 10
-GAP: nothing checks that a candidate stays within the threads it was given: the native-thread guard only looks for monotonic growth after the second call, and a pool of 8 started on the first call never grows; torch.set_num_threads is even on the static scan's allow list
+
+Regression case (was a GAP: nothing checked the thread allotment; the native-thread guard only
+looked for growth after the second call, and a pool of 8 started on the first call never grows).
+The parent now reads the CPU time of each of the worker's threads from /proc/<pid>/task around
+every verified case, where candidate code cannot reach, and counts the threads that ran.
 
 Correct results; on this 2-core machine the extra threads buy nothing, which is why only a
 thread-count guard can catch it.

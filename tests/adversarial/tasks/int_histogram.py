@@ -1,6 +1,6 @@
 """Adversarial test task with only an integer input: a histogram (bincount) of token ids.
 
-Integer inputs are never perturbed by the harness (a perturbed id could fall out of range).
+Integer inputs are nudged by copying one element's value onto another (ids stay in range).
 """
 
 import torch

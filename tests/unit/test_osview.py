@@ -1,0 +1,48 @@
+"""The parent's view of a worker's threads through /proc (the thread-allotment guard relies on it)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from kernelarena.sandbox.osview import active_threads, thread_cpu_ns
+
+pytestmark = [pytest.mark.unit, pytest.mark.timeout(30)]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_active_threads_counts_threads_that_ran() -> None:
+    me = SimpleNamespace(proc=SimpleNamespace(pid=os.getpid()))
+    stop = threading.Event()
+    idle = [threading.Thread(target=stop.wait) for _ in range(3)]
+    for t in idle:
+        t.start()
+    before = thread_cpu_ns(me)
+    assert len(before) >= 4
+
+    done = threading.Event()
+
+    def spin() -> None:  # alive until the second snapshot: a thread that has exited is not seen
+        end = time.perf_counter() + 0.05
+        while time.perf_counter() < end:
+            pass
+        done.wait()
+
+    busy = [threading.Thread(target=spin) for _ in range(4)]
+    for t in busy:
+        t.start()
+    time.sleep(0.5)
+    after = thread_cpu_ns(me)
+    done.set()
+    stop.set()
+    for t in idle + busy:
+        t.join()
+    # the 4 spinners ran (their whole life counts: they were born between the snapshots); the 3
+    # idle waiters did not; this thread may or may not pass the 10 us floor
+    assert 4 <= active_threads(before, after) <= 5
+    assert thread_cpu_ns(SimpleNamespace(proc=SimpleNamespace(pid=2**31 - 1))) == {}
