@@ -41,7 +41,7 @@ class Request:
     method: str
     path: str
     body: dict[str, Any] | None
-    headers: dict[str, str]
+    headers: dict[str, str]  # names in lower case
 
     @property
     def last_user(self) -> str:
@@ -72,6 +72,8 @@ class LLMServer:
     models: list[str] | None = None  # when set, a request for any other model gets 404
     default: str | None = None  # reply when every script is exhausted
     requests: list[Request] = field(default_factory=list)
+    max_in_flight: int = 0  # most scripted requests being served at once (concurrency tests)
+    _in_flight: int = 0
     _queues: dict[str | None, deque[Step]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _httpd: ThreadingHTTPServer | None = None
@@ -139,7 +141,7 @@ class LLMServer:
                 self._send(status, json.dumps(obj).encode(), headers)
 
             def do_GET(self) -> None:
-                server._log(Request("GET", self.path, None, dict(self.headers)))
+                server._log(Request("GET", self.path, None, {k.lower(): v for k, v in self.headers.items()}))
                 if self.path.rstrip("/") == "/v1/models":
                     names = server.models or ["scripted-model"]
                     self._json(200, {"object": "list", "data": [{"id": n, "object": "model"} for n in names]})
@@ -153,7 +155,7 @@ class LLMServer:
                     body = json.loads(raw or b"{}")
                 except json.JSONDecodeError:
                     body = None
-                req = Request("POST", self.path, body, dict(self.headers))
+                req = Request("POST", self.path, body, {k.lower(): v for k, v in self.headers.items()})
                 anthropic = self.path.rstrip("/") == "/v1/messages"
                 if self.path.rstrip("/") not in ("/v1/chat/completions", "/v1/messages"):
                     server._log(req)
@@ -168,13 +170,27 @@ class LLMServer:
                 if step is None:
                     self._error(400, "llm_server: script exhausted", anthropic)
                     return
+                with server._lock:
+                    server._in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server._in_flight)
+                try:
+                    self._serve(step, body, model, anthropic)
+                finally:
+                    with server._lock:
+                        server._in_flight -= 1
+
+            def _serve(self, step: Step, body: dict[str, Any] | None, model: str, anthropic: bool) -> None:
                 if step.delay_s:
                     time.sleep(step.delay_s)
                 if step.status is not None:
                     headers = (
                         {"Retry-After": f"{step.retry_after:g}"} if step.retry_after is not None else None
                     )
-                    self._error(step.status, f"scripted status {step.status}", anthropic, headers)
+                    message = f"scripted status {step.status}"
+                    if step.status == 401:  # like real APIs, echo the key: the client must not repeat it
+                        key = self.headers.get("x-api-key") or self.headers.get("Authorization") or ""
+                        message = f"Incorrect API key provided: {key.removeprefix('Bearer ')}"
+                    self._error(step.status, message, anthropic, headers)
                     return
                 if step.malformed:
                     self._send(200, b'{"id": "x", "choices": [{"message": ')
