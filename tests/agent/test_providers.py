@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import threading
@@ -167,7 +168,9 @@ def test_unknown_model_lists_served_models(llm_server: LLMServer) -> None:
 
 
 def test_missing_key_for_a_hosted_api() -> None:
-    with pytest.raises(ProviderError, match="no API key for https://api.example.com/v1: pass --api-key"):
+    with pytest.raises(
+        ProviderError, match=re.escape("no API key for https://api.example.com/v1: pass --api-key")
+    ):
         make_provider("openai", model="m", api_base="https://api.example.com/v1")
     with pytest.raises(ProviderError, match="ANTHROPIC_API_KEY"):
         make_provider("anthropic", model="claude-sonnet-4")
