@@ -102,7 +102,7 @@ class AgentStore:
         self._db.commit()
         self._positions: dict[str, int] = {}  # per run: calls asked for in this process
         self._last_seq: dict[str, int] = {}  # per run: highest seq handed out or stored
-        self._used: set[int] = set()  # ids of stored calls already served in this process
+        self._used: dict[str, set[int]] = {}  # per run: ids of stored calls served since start_run
 
     def close(self) -> None:
         with self._lock:
@@ -116,7 +116,8 @@ class AgentStore:
 
     # runs ------------------------------------------------------------------------------------
     def start_run(self, run_id: str, task: str, config: dict[str, Any]) -> None:
-        """Create the run; a second call with the same id (a resume) keeps the first record."""
+        """Create the run; a second call with the same id (a resume) keeps the first record, and
+        from then on its recorded calls are served again by :meth:`find_call`."""
         with self._lock:
             self._db.execute(
                 "INSERT OR IGNORE INTO agent_runs (run_id, task, config, started_at) VALUES (?, ?, ?, ?)",
@@ -124,6 +125,7 @@ class AgentStore:
             )
             self._db.commit()
             self._positions[run_id] = 0
+            self._used[run_id] = set()
 
     def finish_run(self, run_id: str, summary: dict[str, Any]) -> None:
         with self._lock:
@@ -201,26 +203,27 @@ class AgentStore:
             self._db.commit()
             self._last_seq[run_id] = max(self._last_seq.get(run_id, -1), seq)
             if cur.lastrowid is not None:  # a reply made in this process is not served again by find_call
-                self._used.add(cur.lastrowid)
+                self._used.setdefault(run_id, set()).add(cur.lastrowid)
 
     def find_call(self, run_id: str, seq: int, messages: Sequence[Message]) -> Completion | None:
         """The stored reply to the same prompt in the same run (``cached=True``), else None.
 
         The call stored at position ``seq`` is preferred; failing that (parallel calls finish in
         another order after a resume) the earliest stored call with the same prompt. Each stored
-        call is served once per process, so N identical prompts (N samples) get N distinct replies.
+        call is served once per start_run, so N identical prompts (N samples) get N distinct replies.
         """
         h = prompt_hash(messages)
         with self._lock:
+            used = self._used.setdefault(run_id, set())
             rows = self._db.execute(
                 "SELECT id, text, model, provider, prompt_tokens, completion_tokens, latency_s FROM agent_calls"
                 " WHERE run_id = ? AND prompt_hash = ? ORDER BY seq != ?, seq",
                 (run_id, h, seq),
             ).fetchall()
             for id_, text, model, provider, p_tok, c_tok, latency in rows:
-                if id_ in self._used:
+                if id_ in used:
                     continue
-                self._used.add(id_)
+                used.add(id_)
                 return Completion(text, model, provider, p_tok, c_tok, 0.0, latency, cached=True)
         return None
 
