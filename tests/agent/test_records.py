@@ -79,7 +79,7 @@ def test_other_run_or_changed_prompt_is_not_served_from_the_store(
 ) -> None:
     db = tmp_path / "karena.db"
     llm_server.script(["a", "b", "c"])
-    store, coder, _ = _session(db, llm_server, "run-1")
+    _, coder, _ = _session(db, llm_server, "run-1")
     coder.complete(_prompt("write"))
     _, other, _ = _session(db, llm_server, "run-2")
     assert not other.complete(_prompt("write")).cached  # another run pays for its own calls
