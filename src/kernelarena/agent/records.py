@@ -247,6 +247,18 @@ class AgentStore:
             d["cached"] = bool(d["cached"])
         return out
 
+    def device_of(self, solution_path: str) -> str | None:
+        """The machine of the main store's latest record of ``solution_path``, if there is one."""
+        with self._lock:
+            try:
+                row = self._db.execute(
+                    "SELECT device FROM records WHERE solution = ? ORDER BY created_at DESC LIMIT 1",
+                    (solution_path,),
+                ).fetchone()
+            except sqlite3.OperationalError:  # the main store's tables were never created in this file
+                return None
+        return str(row[0]) if row else None
+
     # attempts --------------------------------------------------------------------------------
     def record_attempt(
         self,
