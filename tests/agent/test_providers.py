@@ -258,3 +258,27 @@ def test_importing_providers_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_anthropic_errors(llm_server: LLMServer) -> None:
+    secret = "sk-ant-test-never-shown"
+    llm_server.script([Step(text="slow", delay_s=2.0), 401, Step(malformed=True)])
+    p = make_provider(
+        "anthropic",
+        model="claude-x",
+        api_base=llm_server.base_url,
+        api_key=secret,
+        max_retries=0,
+        timeout_s=0.3,
+    )
+    with pytest.raises(ProviderError, match=r"did not answer within 0\.3s") as e:
+        p.complete(USER)
+    assert e.value.retryable
+    with pytest.raises(ProviderError, match="rejected the API key") as e:
+        p.complete(USER)
+    assert secret not in str(e.value) and not e.value.retryable
+    with pytest.raises(ProviderError, match="malformed reply"):
+        p.complete(USER)
+    llm_server.models = ["claude-a"]
+    with pytest.raises(ProviderError, match="unknown model claude-x"):
+        p.complete(USER)
