@@ -16,7 +16,9 @@ runs out the server answers HTTP 400 "script exhausted" (not retryable), or ``de
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
 from collections import deque
@@ -75,6 +77,7 @@ class LLMServer:
     max_in_flight: int = 0  # most scripted requests being served at once (concurrency tests)
     _in_flight: int = 0
     _queues: dict[str | None, deque[Step]] = field(default_factory=dict)
+    _conns: set[socket.socket] = field(default_factory=set)  # open keep-alive connections
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _httpd: ThreadingHTTPServer | None = None
 
@@ -124,6 +127,16 @@ class LLMServer:
 
             def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
                 pass
+
+            def setup(self) -> None:
+                super().setup()
+                with server._lock:
+                    server._conns.add(self.connection)
+
+            def finish(self) -> None:
+                with server._lock:
+                    server._conns.discard(self.connection)
+                super().finish()
 
             def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
                 try:
@@ -240,3 +253,8 @@ class LLMServer:
             self._httpd.shutdown()
             self._httpd.server_close()
             self._httpd = None
+        with self._lock:  # drop keep-alive connections too: a stopped server must look gone
+            for conn in self._conns:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+            self._conns.clear()

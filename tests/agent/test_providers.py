@@ -282,3 +282,25 @@ def test_anthropic_errors(llm_server: LLMServer) -> None:
     llm_server.models = ["claude-a"]
     with pytest.raises(ProviderError, match="unknown model claude-x"):
         p.complete(USER)
+
+
+def test_lost_connection_after_success_is_retryable(llm_server: LLMServer) -> None:
+    llm_server.script(["first"])
+    p = _openai(llm_server, max_retries=1)
+    assert p.complete(USER).text == "first"
+    llm_server.stop()  # the server goes away mid-run (restart, crash): worth retrying
+    with pytest.raises(ProviderError, match="cannot reach the LLM server") as e:
+        p.complete(USER)
+    assert e.value.retryable
+
+
+def test_loopback_detection() -> None:
+    for url in (
+        "http://localhost:8000/v1",
+        "http://127.0.0.1:1/v1",
+        "http://[::1]:8/v1",
+        "http://0.0.0.0:8000",
+    ):
+        assert providers.is_loopback(url), url
+    for url in ("https://api.openai.com/v1", "http://10.0.0.5:8000/v1", "http://gpu-box:8000/v1", None):
+        assert not providers.is_loopback(url), url

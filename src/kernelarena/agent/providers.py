@@ -67,7 +67,11 @@ class BudgetExceeded(ProviderError):
 
 @dataclass
 class Budget:
-    """Spending limits shared by every provider of a run (thread-safe)."""
+    """Spending limits shared by every provider of a run (thread-safe).
+
+    Checked before a call and charged after it, so calls already in flight when the limit is
+    reached still finish: with ``concurrency`` N the overshoot is at most N - 1 calls.
+    """
 
     max_usd: float | None = None
     max_tokens: int | None = None
@@ -202,9 +206,10 @@ def is_loopback(url: str | None) -> bool:
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        ip = ipaddress.ip_address(host)
     except ValueError:
         return False
+    return ip.is_loopback or ip.is_unspecified  # 0.0.0.0 reaches this machine too
 
 
 _DEFAULT_BASE = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
@@ -374,6 +379,7 @@ class OpenAIProvider(_RemoteProvider):
                 max_tokens=max_tokens,
             )
         except oa.APITimeoutError:
+            self._reached = True
             raise self._error(
                 f"the LLM server at {url} did not answer within {self.timeout_s:g}s", retryable=True
             ) from None
@@ -393,6 +399,7 @@ class OpenAIProvider(_RemoteProvider):
                 f"unknown model {self.model} at {url} (GET /v1/models lists: {self._models()}); {_short(e.body)}"
             ) from None
         except oa.APIStatusError as e:
+            self._reached = True
             status = e.status_code
             retryable = status == 429 or status == 408 or status >= 500
             raise self._error(
@@ -447,6 +454,7 @@ class AnthropicProvider(_RemoteProvider):
                 model=self.model, messages=chat, max_tokens=max_tokens, **kwargs
             )
         except an.APITimeoutError:
+            self._reached = True
             raise self._error(
                 f"the LLM server at {url} did not answer within {self.timeout_s:g}s", retryable=True
             ) from None
@@ -464,6 +472,7 @@ class AnthropicProvider(_RemoteProvider):
         except an.NotFoundError as e:
             raise self._error(f"unknown model {self.model} at {url}: {_short(e.body)}") from None
         except an.APIStatusError as e:
+            self._reached = True
             status = e.status_code
             retryable = status in (408, 429, 529) or status >= 500
             raise self._error(
