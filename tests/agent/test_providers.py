@@ -176,6 +176,15 @@ def test_missing_key_for_a_hosted_api() -> None:
         make_provider("anthropic", model="claude-sonnet-4")
 
 
+def test_vendor_key_is_not_sent_to_another_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-only")
+    with pytest.raises(ProviderError, match=re.escape("no API key for https://llm.example.com/v1")) as e:
+        make_provider("openai", model="m", api_base="https://llm.example.com/v1")
+    assert "sk-openai-only" not in str(e.value)
+    p = make_provider("openai", model="m", api_base="https://api.openai.com/v1")
+    assert p._key == "sk-openai-only"  # type: ignore[attr-defined]  # the vendor's own host: used
+
+
 def test_bad_kind_and_missing_model() -> None:
     with pytest.raises(ProviderError, match="unknown provider 'gemini'"):
         make_provider("gemini", model="m")

@@ -129,6 +129,8 @@ PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
     "gpt-5-nano": (0.05, 0.4),
     "o3": (2.0, 8.0),
     "o3-mini": (1.1, 4.4),
+    "o3-pro": (20.0, 80.0),
+    "gpt-5-pro": (15.0, 120.0),
     "o4-mini": (1.1, 4.4),
     "claude-opus-4": (15.0, 75.0),
     "claude-opus-4-5": (5.0, 25.0),
@@ -220,7 +222,10 @@ def resolve_endpoint(
 ) -> tuple[str, str]:
     """(base_url, key): flag, then environment, then llm.toml; a loopback server needs no key."""
     base = api_base or settings.llm_base_url() or config.base_url or _DEFAULT_BASE[kind]
-    key = api_key or settings.llm_api_key() or settings.llm_vendor_api_key(kind) or config.api_key
+    # OPENAI_API_KEY / ANTHROPIC_API_KEY belong to that vendor: never sent to a third-party host
+    own_host = urlparse(base).hostname == urlparse(_DEFAULT_BASE[kind]).hostname or is_loopback(base)
+    vendor_key = settings.llm_vendor_api_key(kind) if own_host else None
+    key = api_key or settings.llm_api_key() or vendor_key or config.api_key
     if not key:
         if not is_loopback(base):
             vendor = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}[kind]
