@@ -205,6 +205,9 @@ def test_attempts_and_runs(tmp_path: Path) -> None:
     assert [r["run_id"] for r in store.runs()] == ["r1", "r2"]
     assert [r["run_id"] for r in store.runs("softmax")] == ["r2"]
     assert store.run("nope") is None
+    # a resumed run redoing round 2 replaces its attempt instead of adding a second one
+    store.record_attempt("r1", 2, 0, "code b2", None, {"verdict": "pass"}, 1.1, (1.0, 1.2), True, None)
+    assert [(a["round"], a["code"]) for a in store.attempts("r1")] == [(1, "code a"), (2, "code b2")]
     with Store(db) as main:  # the main store still works on the shared file
         assert list(main.records()) == []
 

@@ -66,7 +66,8 @@ CREATE TABLE IF NOT EXISTS agent_attempts (
     passed INTEGER NOT NULL,
     reason TEXT,
     extra TEXT,                    -- JSON
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    UNIQUE (run_id, round, candidate)
 );
 CREATE INDEX IF NOT EXISTS agent_attempts_run ON agent_attempts(run_id, passed);
 """
@@ -274,10 +275,12 @@ class AgentStore:
         reason: str | None,
         extra: dict[str, Any] | None = None,
     ) -> None:
+        """Record one checked candidate; one row per (run, round, candidate): recording the same
+        again (a resumed run redoing a round) replaces it."""
         low, high = speedup_ci if speedup_ci is not None else (None, None)
         with self._lock:
             self._db.execute(
-                "INSERT INTO agent_attempts (run_id, round, candidate, code, code_hash, solution_path, verdict,"
+                "INSERT OR REPLACE INTO agent_attempts (run_id, round, candidate, code, code_hash, solution_path, verdict,"
                 " speedup, ci_low, ci_high, passed, reason, extra, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
