@@ -74,6 +74,7 @@ class LLMServer:
     models: list[str] | None = None  # when set, a request for any other model gets 404
     default: str | None = None  # reply when every script is exhausted
     requests: list[Request] = field(default_factory=list)
+    reject_params: set[str] = field(default_factory=set)  # answer 400 "Unsupported parameter" for these
     max_in_flight: int = 0  # most scripted requests being served at once (concurrency tests)
     _in_flight: int = 0
     _queues: dict[str | None, deque[Step]] = field(default_factory=dict)
@@ -178,6 +179,13 @@ class LLMServer:
                 if server.models is not None and model not in server.models:
                     server._log(req)
                     self._error(404, f"The model `{model}` does not exist.", anthropic)
+                    return
+                refused = [p for p in sorted(server.reject_params) if p in (body or {})]
+                if refused:  # like OpenAI's reasoning models
+                    server._log(req)
+                    hint = " Use 'max_completion_tokens' instead." if refused[0] == "max_tokens" else ""
+                    message = f"Unsupported parameter: '{refused[0]}' is not supported with this model.{hint}"
+                    self._error(400, message, anthropic)
                     return
                 step = server._next(req)
                 if step is None:

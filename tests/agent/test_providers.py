@@ -313,3 +313,16 @@ def test_loopback_detection() -> None:
         assert providers.is_loopback(url), url
     for url in ("https://api.openai.com/v1", "http://10.0.0.5:8000/v1", "http://gpu-box:8000/v1", None):
         assert not providers.is_loopback(url), url
+
+
+def test_reasoning_model_parameters_are_adapted(llm_server: LLMServer) -> None:
+    # OpenAI's reasoning models refuse max_tokens and temperature: the request is sent again without
+    llm_server.reject_params = {"max_tokens", "temperature"}
+    llm_server.script(["thought hard", "again"])
+    p = _openai(llm_server)
+    assert p.complete(USER, max_tokens=777).text == "thought hard"
+    bodies = [r.body or {} for r in llm_server.completions]
+    assert len(bodies) == 3  # two refusals (one per parameter), then the answer
+    assert bodies[-1].get("max_completion_tokens") == 777
+    assert "max_tokens" not in bodies[-1] and "temperature" not in bodies[-1]
+    assert p.complete(USER).text == "again" and len(llm_server.completions) == 4  # remembered

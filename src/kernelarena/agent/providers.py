@@ -350,6 +350,12 @@ def _short(body: Any) -> str:
     return str(body)[:200] if body else ""
 
 
+class _Unsupported(Exception):
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
+
+
 class OpenAIProvider(_RemoteProvider):
     """Any server speaking OpenAI chat completions: vLLM, SGLang, llama.cpp, ollama, hosted APIs."""
 
@@ -363,6 +369,32 @@ class OpenAIProvider(_RemoteProvider):
         self._client = openai.OpenAI(
             base_url=self.base_url, api_key=self._key, timeout=self.timeout_s, max_retries=0
         )
+        self._unsupported: set[str] = set()  # parameters this model refused (reasoning models)
+
+    def _params(self, temperature: float, max_tokens: int) -> dict[str, Any]:
+        params: dict[str, Any] = {} if "temperature" in self._unsupported else {"temperature": temperature}
+        params["max_completion_tokens" if "max_tokens" in self._unsupported else "max_tokens"] = max_tokens
+        return params
+
+    def _unsupported_param(self, body: Any) -> str | None:
+        """The parameter a 400 says the model does not take: OpenAI's reasoning models refuse
+        ``max_tokens`` (they want ``max_completion_tokens``) and a non-default ``temperature``."""
+        text = _short(body).lower()
+        if "unsupported" not in text and "not supported" not in text:
+            return None
+        return next(
+            (n for n in ("max_tokens", "temperature") if n in text and n not in self._unsupported), None
+        )
+
+    def _request(
+        self, messages: Sequence[Message], temperature: float, max_tokens: int
+    ) -> tuple[str, str, int | None, int | None]:
+        while True:  # ends: each pass either returns, raises, or adapts one more of two parameters
+            try:
+                return self._call(messages, temperature, max_tokens)
+            except _Unsupported as u:
+                log.info("model %s does not take %s; sending the request without it", self.model, u.name)
+                self._unsupported.add(u.name)
 
     def _models(self) -> str:
         try:
@@ -371,7 +403,7 @@ class OpenAIProvider(_RemoteProvider):
             return "not available"
         return ", ".join(names[:12]) + (" ..." if len(names) > 12 else "") if names else "nothing"
 
-    def _request(
+    def _call(
         self, messages: Sequence[Message], temperature: float, max_tokens: int
     ) -> tuple[str, str, int | None, int | None]:
         oa = self._openai
@@ -380,8 +412,7 @@ class OpenAIProvider(_RemoteProvider):
             resp = self._client.chat.completions.create(
                 model=self.model,
                 messages=[{"role": m.role, "content": m.content} for m in messages],  # type: ignore[misc]
-                temperature=temperature,
-                max_tokens=max_tokens,
+                **self._params(temperature, max_tokens),
             )
         except oa.APITimeoutError:
             self._reached = True
@@ -403,6 +434,12 @@ class OpenAIProvider(_RemoteProvider):
             raise self._error(
                 f"unknown model {self.model} at {url} (GET /v1/models lists: {self._models()}); {_short(e.body)}"
             ) from None
+        except oa.BadRequestError as e:
+            self._reached = True
+            name = self._unsupported_param(e.body)
+            if name is not None:
+                raise _Unsupported(name) from None
+            raise self._error(f"the LLM server at {url} answered HTTP 400: {_short(e.body)}") from None
         except oa.APIStatusError as e:
             self._reached = True
             status = e.status_code
