@@ -25,6 +25,7 @@ from kernelarena.agent.prompt import (
     coder_prompt,
     judge_prompt,
     machine_text,
+    reference_source,
     revise_prompt,
     vectorization_report,
 )
@@ -235,7 +236,7 @@ def coder_judge_loop(
             run_id, k, 0, code, str(path) if path else None, ev.get("verdict"), rr.speedup, rr.speedup_ci,
             rr.verdict == "pass", None if rr.verdict == "pass" else "; ".join(rr.reasons)[:2000] or rr.verdict,
             extra={"status": rr.verdict, "ev": ev, "backend": opts.backend, "task_path": str(task.path),
-                   "task_source": task.source, "roofline": ev.get("roofline")},
+                   "task_source": reference_source(task), "roofline": ev.get("roofline")},
         )  # fmt: skip
         result.rounds.append(rr)
         say(f"round {k}: {rr.verdict}" + (f" {rr.speedup:.2f}x" if rr.speedup is not None else ""))

@@ -132,9 +132,21 @@ SYSTEM_JUDGE = (
 )
 
 
+def reference_source(task: Task) -> str:
+    """The task file's text (``Task.source`` is the attribution line, not the code)."""
+    try:
+        return Path(task.path).read_text()
+    except OSError:
+        return task.source
+
+
 def _dtype(task: Task) -> str:
     found = sorted(
-        set(re.findall(r"torch\.(float16|bfloat16|float32|float64|int64|int32|int8|bool)", task.source))
+        set(
+            re.findall(
+                r"torch\.(float16|bfloat16|float32|float64|int64|int32|int8|bool)", reference_source(task)
+            )
+        )
     )
     return ", ".join(found) if found else "float32 (torch default)"
 
@@ -176,7 +188,7 @@ def coder_prompt(
     contract, example = CONTRACTS.get(backend, CONTRACTS["c"])
     parts = [
         f"Task `{task.name}` (category: {task.category}). Make `ModelNew` compute exactly what the "
-        f"reference `Model` computes, faster.\n\nReference:\n```python\n{task.source.rstrip()}\n```",
+        f"reference `Model` computes, faster.\n\nReference:\n```python\n{reference_source(task).rstrip()}\n```",
         f"Variants (every one is checked; the first is timed):\n{variants_text(task)}",
         f"dtype: {_dtype(task)}",
         f"Solution contract ({backend}): {contract}\nShort working example (another op):\n```python\n{example}```",
@@ -258,7 +270,7 @@ def judge_prompt(
     task: Task, code: str | None, ev: dict[str, Any], *, profile: str | None = None
 ) -> list[Message]:
     parts = [
-        f"Task `{task.name}` (category {task.category}). Reference:\n```python\n{task.source.rstrip()}\n```",
+        f"Task `{task.name}` (category {task.category}). Reference:\n```python\n{reference_source(task).rstrip()}\n```",
         f"Candidate:\n```python\n{(code or '(no code)').rstrip()}\n```",
         f"Verifier and timer:\n{evaluation_text(ev)}",
     ]
