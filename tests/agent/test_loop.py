@@ -114,3 +114,15 @@ def test_killed_run_resumes_without_repeating_paid_calls(llm_server: LLMServer, 
 def test_unreachable_server_raises_before_any_round(tmp_path: Path) -> None:
     with pytest.raises(ProviderError):
         run(TASK, model="m", api_base="http://127.0.0.1:9/v1", db=tmp_path / "k.db", max_retries=0, rounds=1)
+
+
+def test_retrieval_offers_past_verified_solutions(llm_server: LLMServer, tmp_path: Path) -> None:
+    llm_server.script([CORRECT, CHEAT_REPLY, CORRECT])
+    _run(llm_server, tmp_path, rounds=2, run_id="past", strategy="plain")  # pass, then a cheat
+    _run(llm_server, tmp_path, rounds=1, run_id="new", retrieval=True)
+    prompts = [r.last_user for r in llm_server.completions]
+    assert "A verified past solution" in prompts[2] and "for (int rep = 0; rep < 40" in prompts[2]
+    assert "torch.tanh(x * self.weight) * self.alpha  # a torch fallback" not in prompts[2]  # never a cheat
+    llm_server.script([CORRECT])
+    _run(llm_server, tmp_path, rounds=1, run_id="off", retrieval=False)
+    assert "A verified past solution" not in llm_server.completions[-1].last_user
