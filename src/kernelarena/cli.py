@@ -148,6 +148,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--utilization", type=float, default=0.7, help="target busy fraction per machine")
     p.add_argument("--json", action="store_true")
     p.add_argument("--db", type=Path)
+
+    p = sub.add_parser("agent", help="let an LLM write a kernel: coder/judge loop through the verifier")
+    p.add_argument("task", help="task file or built-in task name (e.g. rmsnorm)")
+    p.add_argument("--model", default="", help="model name on the endpoint (default: llm.toml's)")
+    p.add_argument("--judge-model", help="model of the judge (default: --model)")
+    p.add_argument("--provider", choices=("openai", "anthropic", "replay"), default="openai",
+                   help="openai: any OpenAI-compatible server (vLLM, SGLang, llama.cpp, ollama, hosted)")  # fmt: skip
+    p.add_argument("--api-base", help="endpoint URL (default $KARENA_LLM_BASE_URL); key: $KARENA_LLM_API_KEY")
+    p.add_argument(
+        "--api-key", help="API key (prefer $KARENA_LLM_API_KEY: a flag shows in `ps`); never stored"
+    )
+    p.add_argument("--replay", type=Path,
+                   help="recording to play back with --provider replay (default: the shipped one of the task)")  # fmt: skip
+    p.add_argument("--strategy", choices=("judge", "plain"), default="judge",
+                   help="judge: a judge LLM advises each round (CudaForge); plain: verifier feedback only")  # fmt: skip
+    p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--patience", type=int, default=3, help="stop after this many rounds without a gain")
+    p.add_argument("--backend", choices=("c", "numba"), default="c")
+    p.add_argument("--budget-usd", type=float, help="stop when the LLM calls cost this much")
+    p.add_argument("--budget-tokens", type=int, help="stop when the LLM calls used this many tokens")
+    p.add_argument("--no-retrieval", action="store_true", help="no past verified solutions as examples")
+    p.add_argument("--run-id", help="resume this run (recorded LLM calls are not paid again)")
+    p.add_argument("--run-dir", type=Path, help="where round_<k>.py files go (default next to the store)")
+    p.add_argument("--llm-timeout", type=float, default=120.0, help="seconds per LLM request")
+    p.add_argument("--seeds", type=int, default=2, help="secret seeds per variant (default 2)")
+    p.add_argument("--budget", type=float, default=1.0, help="timing seconds per side (default 1)")
+    p.add_argument(
+        "--max-bytes", type=_size, default=-1, help="scale the task's sizes down to fit (e.g. 64M)"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.add_argument("--db", type=Path, help=f"SQLite store (default {settings.db_path()})")
+    p.add_argument("-v", "--verbose", action="store_true")
+
+    p = sub.add_parser("export", help="write verified (task, solution, verdict, speedup) records")
+    p.add_argument("--format", choices=("jsonl", "json"), default="jsonl")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--include-rejected", action="store_true", help="also rejected attempts, labelled")
+    p.add_argument("--db", type=Path)
+    p.add_argument("--json", action="store_true")
     return parser
 
 
@@ -389,6 +428,57 @@ def cmd_advise(args: argparse.Namespace) -> int:
     return 0 if a.best else 1
 
 
+def cmd_agent(args: argparse.Namespace) -> int:
+    from kernelarena.agent import ProviderError, bundled_replay, run
+    from kernelarena.errors import TaskError
+    from kernelarena.tasks.loader import load_task
+
+    try:
+        task = load_task(args.task, max_bytes=args.max_bytes)
+    except (TaskError, UsageError) as exc:
+        raise UsageError(f"the task does not load: {exc}") from None
+    replay = args.replay
+    if args.provider == "replay" and replay is None:
+        replay = bundled_replay(task.name)
+        if replay is None:
+            raise UsageError(f"no shipped recording for {task.name}: pass --replay FILE.jsonl")
+    say = (lambda m: print(m, file=sys.stderr)) if not args.json or args.verbose else None
+    try:
+        res = run(
+            task, model=args.model, provider=args.provider, strategy=args.strategy, rounds=args.rounds,
+            backend=args.backend, judge_model=args.judge_model, api_base=args.api_base, api_key=args.api_key,
+            replay=replay,
+            budget_usd=args.budget_usd, budget_tokens=args.budget_tokens, run_id=args.run_id, db=args.db,
+            run_dir=args.run_dir, retrieval=not args.no_retrieval, patience=args.patience,
+            check_options=CheckOptions(seeds=args.seeds, max_bytes=args.max_bytes),
+            timing_options=TimingOptions(budget_s=args.budget), timeout_s=args.llm_timeout, progress=say,
+        )  # fmt: skip
+    except ProviderError as exc:
+        raise UsageError(str(exc)) from None
+    payload = res.to_json()
+    lines = [f"run {res.run_id}: {len(res.rounds)} rounds, {res.llm_calls} LLM calls, stopped: {res.stopped}"]
+    for r in res.rounds:
+        sp = f" {r.speedup:.2f}x" if r.speedup is not None else ""
+        lines.append(f"  round {r.round}: {r.verdict}{sp}")
+    lines.append(
+        f"best: {res.best_speedup:.2f}x  {res.best_solution}" if res.best_speedup is not None
+        else "best: none (no verified solution)"
+    )  # fmt: skip
+    _emit(args, payload, "\n".join(lines))
+    return 0 if res.best_solution is not None else 1
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from kernelarena.agent.export import export
+
+    db = args.db or settings.db_path()
+    if not Path(db).is_file():
+        raise UsageError(f"no store at {db}: run `karena agent ...` first or pass --db")
+    n = export(db, args.out, fmt=args.format, include_rejected=args.include_rejected)
+    _emit(args, {"records": n, "out": str(args.out)}, f"wrote {n} records to {args.out}")
+    return 0
+
+
 COMMANDS = {
     "advise": cmd_advise,
     "check": cmd_check,
@@ -399,6 +489,8 @@ COMMANDS = {
     "lint": cmd_lint,
     "tune": cmd_tune,
     "report": cmd_report,
+    "agent": cmd_agent,
+    "export": cmd_export,
 }
 
 

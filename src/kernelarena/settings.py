@@ -74,3 +74,20 @@ def gemm_cpu_isa() -> str:
     ``generic``; default ``native``, what the machine has). Forcing a lower path on a bigger CPU
     is how tests verify the AVX2 and generic code on an AVX-512 machine."""
     return _env("KARENA_CPU_ISA", "native").strip().lower() or "native"
+
+
+def llm_config_path() -> Path:
+    """TOML file with ``base_url``, ``api_key``, ``model``, ``provider`` and an optional ``[prices]``
+    table for the LLM agent (``KARENA_LLM_CONFIG``, default ``~/.config/kernelarena/llm.toml``)."""
+    explicit = os.environ.get("KARENA_LLM_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "kernelarena" / "llm.toml"
+
+
+def llm_vendor_api_key(provider: str) -> str | None:
+    """The vendor's own key variable, a fallback after ``KARENA_LLM_API_KEY``
+    (``OPENAI_API_KEY`` for ``openai``, ``ANTHROPIC_API_KEY`` for ``anthropic``)."""
+    name = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}.get(provider)
+    return os.environ.get(name) if name else None
