@@ -224,6 +224,27 @@ static inline kv_f kv_sigmoid(kv_f x) {
   return kv_sel(x != x, x, y);
 }
 
+/* exp_fast in scalar form, written so that gcc vectorizes a loop that calls it (`#pragma omp simd`
+   loops, auto-vectorized epilogues): the same polynomial, clamps and rounding as kv_exp_fast. */
+static inline float kv_expf(float x) {
+  x = x < -87.0f ? -87.0f : x;
+  x = x > 88.0f ? 88.0f : x;
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float y = 1.9875691500e-4f;
+  y = y * r + 1.3981999507e-3f;
+  y = y * r + 8.3334519073e-3f;
+  y = y * r + 4.1665795894e-2f;
+  y = y * r + 1.6666665459e-1f;
+  y = y * r + 5.0000001201e-1f;
+  y = y * (r * r) + (r + 1.0f);
+  const int32_t bits = ((int32_t)n + 127) << 23;
+  float s;
+  memcpy(&s, &bits, 4);
+  return y * s;
+}
+
 /* ---- scalar twins (loop tails): the same code on a vector with one live lane ---- */
 static inline float kv_exp_fast_s(float x) { return kv_exp_fast(kv_set1(x))[0]; }
 static inline float kv_exp_s(float x) { return kv_exp(kv_set1(x))[0]; }
