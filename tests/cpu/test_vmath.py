@@ -41,8 +41,17 @@ def test_vmath_matches_libm(isa, tmp_path, monkeypatch):
     flags = [f for f in (*c.DEFAULT_FLAGS, *gemm_build.isa_flags()) if f not in ("-shared", "-fPIC")]
     exe = tmp_path / "test_vmath"
     subprocess.run(
-        ["gcc", *flags, "-fno-math-errno", "-fno-trapping-math", f"-I{c.INCLUDE_DIR}", str(_TEST_C), "-o",
-         str(exe), "-lm"],
+        [
+            "gcc",
+            *flags,
+            "-fno-math-errno",
+            "-fno-trapping-math",
+            f"-I{c.INCLUDE_DIR}",
+            str(_TEST_C),
+            "-o",
+            str(exe),
+            "-lm",
+        ],
         check=True,
     )
     run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=100)

@@ -67,7 +67,9 @@ void add_rmsnorm_f32(const float* restrict x, const float* restrict res, const f
 """
 
 _LIB = load_library(
-    _SRC, flags=SIMD_FLAGS, functions={"add_rmsnorm_f32": (None, ["ptr", "ptr", "ptr", "ptr", "ptr", "long", "long", "float"])}
+    _SRC,
+    flags=SIMD_FLAGS,
+    functions={"add_rmsnorm_f32": (None, ["ptr", "ptr", "ptr", "ptr", "ptr", "long", "long", "float"])},
 )
 
 

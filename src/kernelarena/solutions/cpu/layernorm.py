@@ -60,7 +60,9 @@ void layernorm_f32(const float* restrict x, const float* restrict w, const float
 """
 
 _LIB = load_library(
-    _SRC, flags=SIMD_FLAGS, functions={"layernorm_f32": (None, ["ptr", "ptr", "ptr", "ptr", "long", "long", "float"])}
+    _SRC,
+    flags=SIMD_FLAGS,
+    functions={"layernorm_f32": (None, ["ptr", "ptr", "ptr", "ptr", "long", "long", "float"])},
 )
 
 

@@ -50,7 +50,9 @@ void rmsnorm_f32(const float* restrict x, const float* restrict w, float* restri
 }
 """
 
-_LIB = load_library(_SRC, flags=SIMD_FLAGS, functions={"rmsnorm_f32": (None, ["ptr", "ptr", "ptr", "long", "long", "float"])})
+_LIB = load_library(
+    _SRC, flags=SIMD_FLAGS, functions={"rmsnorm_f32": (None, ["ptr", "ptr", "ptr", "long", "long", "float"])}
+)
 
 
 class ModelNew(nn.Module):
