@@ -2,7 +2,7 @@
 
 Per row: pass 1 reads ``x`` and ``residual`` once from DRAM and accumulates the sum of squares of
 ``h = x + residual``; pass 2 recomputes ``h`` from the rows still in L1/L2 and writes both ``h`` and
-``h * inv_rms * weight``, with AVX-512 streaming stores when the outputs exceed the caches (no
+``h * inv_rms * weight``, with streaming stores (any ISA) when the outputs exceed the caches (no
 read-for-ownership of the fresh outputs). DRAM traffic is the minimum: two reads, two writes per
 element. Rows are split statically across OpenMP threads.
 """

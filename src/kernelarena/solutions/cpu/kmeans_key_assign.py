@@ -2,7 +2,7 @@
 
 The centroids are packed once per call into 64-wide panels ([head_dim][64], k-major) together
 with their squared norms (padding centroids get +inf). Six keys at a time run through every panel
-with a 6 x 64 AVX-512 register tile (24 accumulators, broadcast-FMA); the epilogue turns each
+with a 6 x 64 tile of karena/panel64.h (broadcast-FMA, register block per ISA); the epilogue turns each
 tile into ``|c|^2 - 2 k.c`` (``|k|^2`` is constant per key and does not change the argmin) and
 folds it into per-lane running minima while it is hot in L1, so the [n, clusters] distance
 matrix is never written. The chosen centroid's squared distance is then computed directly as

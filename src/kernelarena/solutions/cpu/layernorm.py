@@ -4,7 +4,7 @@ Per row: pass 1 sums x (reads DRAM), pass 2 sums (x - mean)^2 (two-pass variance
 with a large common offset, where ``E[x^2] - E[x]^2`` cancels), pass 3 writes
 ``(x - mean) * rstd * weight + bias``. Passes 2 and 3 reread the row from L1/L2 (a 4096-float row is
 16 KiB). All inner loops are ``simd`` loops gcc vectorises; outputs larger than the caches are
-written with AVX-512 streaming stores (no read-for-ownership of the fresh output: a third less
+written with streaming stores (karena/vmath.h: AVX-512, AVX2 or SSE) (no read-for-ownership of the fresh output: a third less
 DRAM traffic, which is where this kernel beats PyTorch's own fused LayerNorm). Rows are split
 across OpenMP threads.
 """

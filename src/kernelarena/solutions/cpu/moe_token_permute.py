@@ -3,7 +3,7 @@
 The ``tokens * k`` expert ids are sorted by a counting sort (histogram, exclusive scan, then one
 pass over the flat (token, slot) order that hands out positions -- stable by construction, so no
 comparison sort is needed). The gather then runs token-major across OpenMP threads: each token's
-row is read once and written to its k destinations with non-temporal AVX-512 stores (no
+row is read once and written to its k destinations with non-temporal stores (karena/vmath.h) (no
 read-for-ownership of the 2x larger output) when rows are 64-byte aligned, else ``memcpy``.
 The fresh output is first advised to use transparent huge pages (``madvise``), since 4 KiB
 first-touch page faults on a 64 MB output cost more than the copy itself.

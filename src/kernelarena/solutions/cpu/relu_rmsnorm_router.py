@@ -1,7 +1,7 @@
 """Fused ReLU + RMSNorm router (C/OpenMP): router GEMM with the normalization in its epilogue.
 
 The router weight is packed once per call into 64-expert panels (k-major, zero padded); a
-6-token x 64-expert AVX-512 register tile (24 accumulators, broadcast-FMA) computes six tokens'
+6-token x 64-expert tile of karena/panel64.h (broadcast-FMA, register block per ISA) computes six tokens'
 logits at a time over the full hidden dimension. While that row block is hot in L1 the epilogue
 applies ReLU, reduces the sum of squares over the experts, and writes
 ``relu(l) * inv_rms * norm_weight`` straight to the output: one write of the gates, no logits or

@@ -2,7 +2,7 @@
 
 Each row is read once to accumulate the sum of squares (a ``simd`` reduction gcc turns into
 AVX-512/AVX2 FMAs), then scaled by ``inv_rms * weight`` while it is still in L1/L2 and written
-once; outputs larger than the caches are written with AVX-512 streaming stores (no
+once; outputs larger than the caches are written with streaming stores (karena/vmath.h: AVX-512, AVX2 or SSE) (no
 read-for-ownership of the fresh output, a third less DRAM traffic). Rows are split statically
 across OpenMP threads. Eager PyTorch instead materialises
 ``x^2``, the mean, ``x * inv_rms`` and the final product as separate tensors.

@@ -1,11 +1,10 @@
 """SwiGLU (C/OpenMP): ``silu(gate) * up`` in one streaming pass.
 
-``silu(g) * u = g * u / (1 + exp(-g))``. ``exp`` is an inline Cody-Waite range reduction plus a
-degree-6 polynomial (< 2 ulp) written in plain C with branch-free clamps and a magic-number
-rounding, so gcc vectorises the whole loop (libm's ``expf`` call would block vectorisation without
-``-ffast-math``). With AVX-512 the loop uses intrinsics and replaces the division by a 14-bit
-reciprocal estimate plus one Newton step (``vdivps`` would bound the loop), and outputs larger
-than the caches are written with streaming stores (no read-for-ownership). Tokens are split across OpenMP threads; each row reads gate and up once and
+``silu(g) * u = g * u / (1 + exp(-g))``. ``exp`` is the polynomial of ``karena/vmath.h``
+(Cody-Waite reduction plus a degree-6 polynomial, < 2 ulp); the loop is written once on the
+header's vector type (AVX-512, AVX2+FMA and generic paths from one source) and replaces the division
+by a reciprocal estimate plus Newton steps (``vdivps`` would bound the loop); outputs larger than the
+caches are written with streaming stores (no read-for-ownership). Tokens are split across OpenMP threads; each row reads gate and up once and
 writes the output once.
 """
 

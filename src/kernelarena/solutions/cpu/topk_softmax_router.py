@@ -1,6 +1,6 @@
 """Fused MoE top-k router (C/OpenMP): float32 router GEMM with a certified top-k epilogue.
 
-The router weight is packed once per call into 64-expert panels; a 6-token x 64-expert AVX-512
+The router weight is packed once per call into 64-expert panels; a 6-token x 64-expert (karena/panel64.h)
 register tile (24 accumulators) computes the float32 logits of six tokens at a time, and the
 epilogue runs while the tile is hot in L1: it finds the k-th largest float32 logit, keeps every
 expert within ``2 * bound`` of it, where ``bound = gamma_d * ||x_t|| * max_e ||w_e||`` is a
