@@ -40,6 +40,7 @@ PORTED = [
     "kmeans_key_assign",
     "relu_rmsnorm_router",
     "topk_softmax_router",
+    "speculative_acceptance",
 ]
 # one per shared code path (vmath exp/rcp, row reductions, streaming copy, panel64 GEMM), small inputs:
 # the default suite's share of this file stays near a minute under load
