@@ -27,9 +27,9 @@ from kernelarena.suite import builtin_solutions_dir, resolve_suite, run_suite  #
 from kernelarena.types import CheckOptions, TimingOptions  # noqa: E402
 
 
-def geomean(xs: list[float]) -> float | None:
-    xs = [x for x in xs if x and x > 0]
-    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else None
+def geomean(xs: list[float | None]) -> float | None:
+    ok = [x for x in xs if x and x > 0]
+    return math.exp(sum(math.log(x) for x in ok) / len(ok)) if ok else None
 
 
 def main() -> None:
