@@ -1,9 +1,10 @@
 """Speedups of the built-in solutions of a suite against torch eager and torch.compile.
 
-Usage: python bench/suite_speedups.py [--suite llm] [--budget 1.0] [--only a,b] [--json out.json]
+Usage: python bench/suite_speedups.py [--suite llm] [--budget 1.0] [--only a,b] [--isa avx2] [--json out.json]
 Runs `suite run` twice (baselines eager and compile; interleaved timing, headline shapes, cold
 cache) and prints per task: speedup vs eager, speedup vs compile, % of roofline, plus the suite's
-geometric means.
+geometric means. ``--isa avx2|generic`` forces the SIMD path of the C solutions (``KARENA_CPU_ISA``,
+set before any solution is built, so the sandbox's workers inherit it); the path is printed.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shutil
 import sys
 import tempfile
@@ -25,9 +27,9 @@ from kernelarena.suite import builtin_solutions_dir, resolve_suite, run_suite  #
 from kernelarena.types import CheckOptions, TimingOptions  # noqa: E402
 
 
-def geomean(xs: list[float]) -> float | None:
-    xs = [x for x in xs if x and x > 0]
-    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else None
+def geomean(xs: list[float | None]) -> float | None:
+    ok = [x for x in xs if x and x > 0]
+    return math.exp(sum(math.log(x) for x in ok) / len(ok)) if ok else None
 
 
 def main() -> None:
@@ -37,7 +39,11 @@ def main() -> None:
     ap.add_argument("--only", help="comma-separated task names")
     ap.add_argument("--baselines", default="eager,compile")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--isa", choices=["native", "avx512", "avx2", "generic"], help="force the CPU SIMD path")
     args = ap.parse_args()
+    if args.isa:
+        os.environ["KARENA_CPU_ISA"] = args.isa
+    print(f"CPU SIMD path: {settings.gemm_cpu_isa()} (KARENA_CPU_ISA)", flush=True)
     suite = resolve_suite(args.suite)
     sols = builtin_solutions_dir()
     if args.only:  # a temporary suite with just these tasks

@@ -34,3 +34,8 @@ def isa_flags() -> tuple[str, ...]:
 # PyTorch's own floating-point contract (it is built with -fno-math-errno -fno-trapping-math): lets gcc
 # vectorize epilogues with sqrtf and selects; results, inf and nan are unchanged.
 FLAGS: tuple[str, ...] = (*DEFAULT_FLAGS, "-fno-math-errno", "-fno-trapping-math", *isa_flags())
+
+# Every other built-in C solution (vector math from ``karena/vmath.h``, loops gcc vectorizes): the same
+# ISA choice, and gcc may use whole 512-bit registers where the path has them (it prefers 256 bits
+# otherwise); on the avx2/generic paths the preference is moot.
+SIMD_FLAGS: tuple[str, ...] = (*FLAGS, "-mprefer-vector-width=512")

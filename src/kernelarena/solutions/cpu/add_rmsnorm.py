@@ -2,7 +2,7 @@
 
 Per row: pass 1 reads ``x`` and ``residual`` once from DRAM and accumulates the sum of squares of
 ``h = x + residual``; pass 2 recomputes ``h`` from the rows still in L1/L2 and writes both ``h`` and
-``h * inv_rms * weight``, with AVX-512 streaming stores when the outputs exceed the caches (no
+``h * inv_rms * weight``, with streaming stores (any ISA) when the outputs exceed the caches (no
 read-for-ownership of the fresh outputs). DRAM traffic is the minimum: two reads, two writes per
 element. Rows are split statically across OpenMP threads.
 """
@@ -11,13 +11,12 @@ import torch
 import torch.nn as nn
 
 from kernelarena.backends.c import load_library
+from kernelarena.backends.gemm_build import SIMD_FLAGS
 
 _SRC = r"""
 #include <math.h>
 #include <stdint.h>
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
+#include "karena/vmath.h"
 
 /* outputs larger than this bypass the caches (streaming stores: no read-for-ownership) */
 #define STREAM_BYTES (8L << 20)
@@ -41,22 +40,20 @@ void add_rmsnorm_f32(const float* restrict x, const float* restrict res, const f
       }
       float inv = (float)(1.0 / sqrt((double)ss / (double)dim + (double)eps));
       long c0 = 0;
-#ifdef __AVX512F__
       /* the second pass recomputes x + residual from L1/L2 so both outputs can be streamed */
-      if (stream && (((uintptr_t)hr ^ (uintptr_t)yr) & 63) == 0) {
-        for (; c0 < dim && ((uintptr_t)(yr + c0) & 63); ++c0) {
+      if (stream && (((uintptr_t)hr ^ (uintptr_t)yr) & (KV_VW * 4 - 1)) == 0) {
+        for (; c0 < dim && ((uintptr_t)(yr + c0) & (KV_VW * 4 - 1)); ++c0) {
           float v = xr[c0] + rr[c0];
           hr[c0] = v;
           yr[c0] = (v * inv) * w[c0];
         }
-        __m512 vi = _mm512_set1_ps(inv);
-        for (; c0 + 16 <= dim; c0 += 16) {
-          __m512 v = _mm512_add_ps(_mm512_loadu_ps(xr + c0), _mm512_loadu_ps(rr + c0));
-          _mm512_stream_ps(hr + c0, v);
-          _mm512_stream_ps(yr + c0, _mm512_mul_ps(_mm512_mul_ps(v, vi), _mm512_loadu_ps(w + c0)));
+        const kv_f vi = kv_set1(inv);
+        for (; c0 + KV_VW <= dim; c0 += KV_VW) {
+          const kv_f v = kv_load(xr + c0) + kv_load(rr + c0);
+          kv_stream(hr + c0, v);
+          kv_stream(yr + c0, v * vi * kv_load(w + c0));
         }
       }
-#endif
       #pragma omp simd
       for (long c = c0; c < dim; ++c) {
         float v = xr[c] + rr[c];
@@ -64,15 +61,15 @@ void add_rmsnorm_f32(const float* restrict x, const float* restrict res, const f
         yr[c] = (v * inv) * w[c];
       }
     }
-#ifdef __AVX512F__
-    _mm_sfence();  /* make this thread's streaming stores visible before the region ends */
-#endif
+    kv_sfence();  /* make this thread's streaming stores visible before the region ends */
   }
 }
 """
 
 _LIB = load_library(
-    _SRC, functions={"add_rmsnorm_f32": (None, ["ptr", "ptr", "ptr", "ptr", "ptr", "long", "long", "float"])}
+    _SRC,
+    flags=SIMD_FLAGS,
+    functions={"add_rmsnorm_f32": (None, ["ptr", "ptr", "ptr", "ptr", "ptr", "long", "long", "float"])},
 )
 
 

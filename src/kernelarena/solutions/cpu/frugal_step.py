@@ -12,34 +12,24 @@ makes ~12 passes.
 import torch
 import torch.nn as nn
 
-from kernelarena.backends.c import DEFAULT_FLAGS, load_library
+from kernelarena.backends.c import load_library
+from kernelarena.backends.gemm_build import SIMD_FLAGS
 
 _SRC = r"""
 #include <math.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
+#include "karena/vmath.h"
 
 /* Write-once outputs go straight to memory with non-temporal stores (no read-for-ownership of the
    destination lines, which a plain store would fetch first); the edges use plain stores. */
 static inline void stream_store(float* restrict dst, const float* restrict src, long n) {
-#ifdef __AVX512F__
-  long i = 0;
-  for (; i < n && ((uintptr_t)(dst + i) & 63); ++i) dst[i] = src[i];
-  for (; i + 16 <= n; i += 16) _mm512_stream_ps(dst + i, _mm512_loadu_ps(src + i));
-  for (; i < n; ++i) dst[i] = src[i];
-#else
-  memcpy(dst, src, sizeof(float) * n);
-#endif
+  kv_stream_copy(dst, src, n);
 }
 
 static inline void stream_fence(void) {  /* order this thread's streaming stores before returning */
-#ifdef __AVX512F__
-  _mm_sfence();
-#endif
+  kv_sfence();
 }
 
 #define BLK 512
@@ -96,7 +86,7 @@ void frugal_step_f32(const float* restrict p, const float* restrict g, const flo
 
 # PyTorch's own floating-point contract (it is built with -fno-math-errno -fno-trapping-math): lets gcc
 # vectorize loops with sqrtf and the clamps of the inlined exp; results, inf and nan are unchanged.
-_FLAGS = (*DEFAULT_FLAGS, "-fno-math-errno", "-fno-trapping-math", "-mprefer-vector-width=512")
+_FLAGS = SIMD_FLAGS
 
 _LIB = load_library(
     _SRC,

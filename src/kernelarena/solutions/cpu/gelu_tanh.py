@@ -3,68 +3,24 @@
 Uses the identity ``0.5 * (1 + tanh(z)) = 1 / (1 + exp(-2z))``, so
 ``gelu(x) = x / (1 + exp(-2z))`` with ``z = sqrt(2/pi) * (x + 0.044715 x^3)``: one exp and one
 division per element, no cancellation for negative x (where ``1 + tanh(z)`` loses all digits).
-``exp`` is an inline polynomial (no libm call). With AVX-512 the loop is written with intrinsics
-and the division becomes a 14-bit reciprocal estimate refined by one Newton step (a 512-bit
-``vdivps`` would otherwise bound the loop), and outputs larger than the caches are written with
-streaming stores (no read-for-ownership); elsewhere the portable C loop is auto-vectorised.
+``exp`` is the polynomial of ``karena/vmath.h`` (no libm call). The loop is written once on the
+header's vector type, so it takes 16-float registers with AVX-512, 8 with AVX2+FMA and 4 on the
+generic path (SSE, NEON); the division becomes a hardware reciprocal estimate refined by Newton
+steps (``vdivps`` would otherwise bound the loop), and outputs larger than the caches are written
+with streaming stores (no read-for-ownership). The tail uses the scalar twin ``kv_expf``.
 """
 
 import torch
 import torch.nn as nn
 
-from kernelarena.backends.c import DEFAULT_FLAGS, load_library
+from kernelarena.backends.c import load_library
+from kernelarena.backends.gemm_build import SIMD_FLAGS
 
 _SRC = r"""
 #include <stdint.h>
 #include <string.h>
 
-/* exp(x) for float: |rel err| < 2 ulp on [-87, 88]; inputs are clamped to that range, which
-   only affects values whose final result is x or ~0 anyway. */
-static inline float exp_f(float x) {
-  x = x < -87.0f ? -87.0f : x;
-  x = x > 88.0f ? 88.0f : x;
-  float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  /* round to nearest */
-  float r = x - n * 0.693359375f;
-  r = r + n * 2.12194440e-4f;
-  float y = 1.9875691500e-4f;
-  y = y * r + 1.3981999507e-3f;
-  y = y * r + 8.3334519073e-3f;
-  y = y * r + 4.1665795894e-2f;
-  y = y * r + 1.6666665459e-1f;
-  y = y * r + 5.0000001201e-1f;
-  y = y * r * r + r + 1.0f;
-  int32_t bits = ((int32_t)n + 127) << 23;
-  float s;
-  memcpy(&s, &bits, 4);
-  return y * s;
-}
-
-#ifdef __AVX512F__
-#include <immintrin.h>
-/* the same exp with AVX-512: 2^n applied with scalef */
-static inline __m512 exp512(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-  x = _mm512_min_ps(x, _mm512_set1_ps(88.0f));
-  __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 y = _mm512_set1_ps(1.9875691500e-4f);
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
-  y = _mm512_fmadd_ps(y, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_scalef_ps(y, n);
-}
-
-/* 1/d to ~1 ulp: 14-bit hardware estimate plus one Newton step (vdivps would be the bottleneck) */
-static inline __m512 recip512(__m512 d) {
-  __m512 r = _mm512_rcp14_ps(d);
-  return _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)));
-}
-#endif
+#include "karena/vmath.h"
 
 /* outputs larger than this bypass the caches (streaming stores: no read-for-ownership) */
 #define STREAM_BYTES (8L << 20)
@@ -79,27 +35,21 @@ void gelu_tanh_f32(const float* restrict x, float* restrict y, long n) {
     for (long b = 0; b < n; b += chunk) {
       long e = b + chunk < n ? b + chunk : n;
       long i = b;
-#ifdef __AVX512F__
-      for (; i + 16 <= e; i += 16) {
-        __m512 v = _mm512_loadu_ps(x + i);
-        __m512 v3 = _mm512_mul_ps(_mm512_mul_ps(v, v), v);
-        __m512 t = _mm512_mul_ps(_mm512_set1_ps(k2), _mm512_fmadd_ps(_mm512_set1_ps(0.044715f), v3, v));
-        __m512 den = _mm512_add_ps(_mm512_set1_ps(1.0f), exp512(t));
-        __m512 out = _mm512_mul_ps(v, recip512(den));
-        if (stream) _mm512_stream_ps(y + i, out);
-        else _mm512_storeu_ps(y + i, out);
+      for (; i + KV_VW <= e; i += KV_VW) {
+        const kv_f v = kv_load(x + i);
+        const kv_f t = k2 * (0.044715f * (v * v * v) + v);
+        const kv_f out = v * kv_rcp(1.0f + kv_exp_fast(t));
+        if (stream) kv_stream(y + i, out);
+        else kv_store(y + i, out);
       }
-#endif
       #pragma omp simd
       for (long j = i; j < e; ++j) {
         float v = x[j];
         float t = k2 * (v + 0.044715f * v * v * v);
-        y[j] = v / (1.0f + exp_f(t));
+        y[j] = v / (1.0f + kv_expf(t));
       }
     }
-#ifdef __AVX512F__
-    _mm_sfence();  /* make this thread's streaming stores visible before the region ends */
-#endif
+    kv_sfence();  /* make this thread's streaming stores visible before the region ends */
   }
 }
 """
@@ -107,7 +57,7 @@ void gelu_tanh_f32(const float* restrict x, float* restrict y, long n) {
 _LIB = load_library(
     _SRC,
     functions={"gelu_tanh_f32": (None, ["ptr", "ptr", "long"])},
-    flags=(*DEFAULT_FLAGS, "-mprefer-vector-width=512"),
+    flags=SIMD_FLAGS,
 )
 
 

@@ -4,7 +4,7 @@ Per row: pass 1 sums x (reads DRAM), pass 2 sums (x - mean)^2 (two-pass variance
 with a large common offset, where ``E[x^2] - E[x]^2`` cancels), pass 3 writes
 ``(x - mean) * rstd * weight + bias``. Passes 2 and 3 reread the row from L1/L2 (a 4096-float row is
 16 KiB). All inner loops are ``simd`` loops gcc vectorises; outputs larger than the caches are
-written with AVX-512 streaming stores (no read-for-ownership of the fresh output: a third less
+written with streaming stores (karena/vmath.h: AVX-512, AVX2 or SSE) (no read-for-ownership of the fresh output: a third less
 DRAM traffic, which is where this kernel beats PyTorch's own fused LayerNorm). Rows are split
 across OpenMP threads.
 """
@@ -13,13 +13,12 @@ import torch
 import torch.nn as nn
 
 from kernelarena.backends.c import load_library
+from kernelarena.backends.gemm_build import SIMD_FLAGS
 
 _SRC = r"""
 #include <math.h>
 #include <stdint.h>
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
+#include "karena/vmath.h"
 
 /* outputs larger than this bypass the caches (streaming stores: no read-for-ownership) */
 #define STREAM_BYTES (8L << 20)
@@ -45,28 +44,25 @@ void layernorm_f32(const float* restrict x, const float* restrict w, const float
       }
       float rstd = (float)(1.0 / sqrt((double)ss / (double)dim + (double)eps));
       long c0 = 0;
-#ifdef __AVX512F__
       if (stream) {
-        for (; c0 < dim && ((uintptr_t)(yr + c0) & 63); ++c0) yr[c0] = (xr[c0] - mean) * rstd * w[c0] + b[c0];
-        __m512 vm = _mm512_set1_ps(mean), vr = _mm512_set1_ps(rstd);
-        for (; c0 + 16 <= dim; c0 += 16) {
-          __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(xr + c0), vm), vr);
-          _mm512_stream_ps(yr + c0, _mm512_fmadd_ps(v, _mm512_loadu_ps(w + c0), _mm512_loadu_ps(b + c0)));
-        }
+        for (; c0 < dim && ((uintptr_t)(yr + c0) & (KV_VW * 4 - 1)); ++c0)
+          yr[c0] = (xr[c0] - mean) * rstd * w[c0] + b[c0];
+        const kv_f vm = kv_set1(mean), vr = kv_set1(rstd);
+        for (; c0 + KV_VW <= dim; c0 += KV_VW)
+          kv_stream(yr + c0, (kv_load(xr + c0) - vm) * vr * kv_load(w + c0) + kv_load(b + c0));
       }
-#endif
       #pragma omp simd
       for (long c = c0; c < dim; ++c) yr[c] = (xr[c] - mean) * rstd * w[c] + b[c];
     }
-#ifdef __AVX512F__
-    _mm_sfence();  /* make this thread's streaming stores visible before the region ends */
-#endif
+    kv_sfence();  /* make this thread's streaming stores visible before the region ends */
   }
 }
 """
 
 _LIB = load_library(
-    _SRC, functions={"layernorm_f32": (None, ["ptr", "ptr", "ptr", "ptr", "long", "long", "float"])}
+    _SRC,
+    flags=SIMD_FLAGS,
+    functions={"layernorm_f32": (None, ["ptr", "ptr", "ptr", "ptr", "long", "long", "float"])},
 )
 
 

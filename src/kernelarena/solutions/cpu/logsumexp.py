@@ -11,7 +11,8 @@ split across threads and their (max, sum) pairs merged.
 import torch
 import torch.nn as nn
 
-from kernelarena.backends.c import DEFAULT_FLAGS, load_library
+from kernelarena.backends.c import load_library
+from kernelarena.backends.gemm_build import SIMD_FLAGS
 
 _SRC = r"""
 #include <math.h>
@@ -21,25 +22,8 @@ _SRC = r"""
 
 #define CHUNK 2048
 
-/* exp(x), |rel err| < 2 ulp on [-87, 88]; x <= 0 here, clamping at -87 adds < 1e-37 per term. */
-static inline float exp_f(float x) {
-  x = x < -87.0f ? -87.0f : x;
-  x = x > 88.0f ? 88.0f : x;
-  float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  float r = x - n * 0.693359375f;
-  r = r + n * 2.12194440e-4f;
-  float y = 1.9875691500e-4f;
-  y = y * r + 1.3981999507e-3f;
-  y = y * r + 8.3334519073e-3f;
-  y = y * r + 4.1665795894e-2f;
-  y = y * r + 1.6666665459e-1f;
-  y = y * r + 5.0000001201e-1f;
-  y = y * r * r + r + 1.0f;
-  int32_t bits = ((int32_t)n + 127) << 23;
-  float s;
-  memcpy(&s, &bits, 4);
-  return y * s;
-}
+#include "karena/vmath.h"
+#define exp_f kv_expf /* the shared polynomial (< 2 ulp on [-87, 88], clamped outside) */
 
 /* running (max, sum) over x[0:n]; sum is relative to max */
 static void lse_span(const float* restrict x, long n, float* m_io, double* s_io) {
@@ -102,7 +86,7 @@ void logsumexp_f32(const float* restrict x, float* restrict out, long rows, long
 _LIB = load_library(
     _SRC,
     functions={"logsumexp_f32": (None, ["ptr", "ptr", "long", "long"])},
-    flags=(*DEFAULT_FLAGS, "-mprefer-vector-width=512"),
+    flags=SIMD_FLAGS,
 )
 
 

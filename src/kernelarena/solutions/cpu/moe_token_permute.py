@@ -3,7 +3,7 @@
 The ``tokens * k`` expert ids are sorted by a counting sort (histogram, exclusive scan, then one
 pass over the flat (token, slot) order that hands out positions -- stable by construction, so no
 comparison sort is needed). The gather then runs token-major across OpenMP threads: each token's
-row is read once and written to its k destinations with non-temporal AVX-512 stores (no
+row is read once and written to its k destinations with non-temporal stores (karena/vmath.h) (no
 read-for-ownership of the 2x larger output) when rows are 64-byte aligned, else ``memcpy``.
 The fresh output is first advised to use transparent huge pages (``madvise``), since 4 KiB
 first-touch page faults on a 64 MB output cost more than the copy itself.
@@ -14,15 +14,14 @@ import torch
 import torch.nn as nn
 
 from kernelarena.backends.c import load_library
+from kernelarena.backends.gemm_build import SIMD_FLAGS
 
 _SRC = r"""
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
+#include "karena/vmath.h"
 
 /* Ask for transparent huge pages on the (fresh, untouched) output: first-touch faults then
    come per 2 MiB instead of per 4 KiB, which otherwise cost more than the copy itself. */
@@ -37,20 +36,17 @@ static void advise_huge(void* p, size_t n) {
 }
 
 static void copy_row(float* dst, const float* src, long d, int stream) {
-#ifdef __AVX512F__
-  if (stream) {
+  if (stream) { /* dst aligned to the vector size and d a multiple of 16 (checked by the caller) */
     long c = 0;
-    for (; c + 64 <= d; c += 64) {
-      __m512 a = _mm512_loadu_ps(src + c), b = _mm512_loadu_ps(src + c + 16);
-      __m512 e = _mm512_loadu_ps(src + c + 32), f = _mm512_loadu_ps(src + c + 48);
-      _mm512_stream_ps(dst + c, a); _mm512_stream_ps(dst + c + 16, b);
-      _mm512_stream_ps(dst + c + 32, e); _mm512_stream_ps(dst + c + 48, f);
+    for (; c + 4 * KV_VW <= d; c += 4 * KV_VW) {
+      const kv_f a = kv_load(src + c), b = kv_load(src + c + KV_VW);
+      const kv_f e = kv_load(src + c + 2 * KV_VW), f = kv_load(src + c + 3 * KV_VW);
+      kv_stream(dst + c, a); kv_stream(dst + c + KV_VW, b);
+      kv_stream(dst + c + 2 * KV_VW, e); kv_stream(dst + c + 3 * KV_VW, f);
     }
-    for (; c < d; c += 16) _mm512_stream_ps(dst + c, _mm512_loadu_ps(src + c));
+    for (; c < d; c += KV_VW) kv_stream(dst + c, kv_load(src + c));
     return;
   }
-#endif
-  (void)stream;
   memcpy(dst, src, sizeof(float) * (size_t)d);
 }
 
@@ -73,15 +69,14 @@ int moe_permute(const float* x, const long* ids, float* xp, long* offsets, long*
   #pragma omp parallel for schedule(static)
   for (long r = 0; r < t; ++r)
     for (long s = 0; s < k; ++s) copy_row(xp + inv[r * k + s] * d, x + r * d, d, stream);
-#ifdef __AVX512F__
-  if (stream) _mm_sfence();
-#endif
+  if (stream) kv_sfence();
   return 0;
 }
 """
 
 _LIB = load_library(
     _SRC,
+    flags=SIMD_FLAGS,
     functions={"moe_permute": ("int", ["ptr", "ptr", "ptr", "ptr", "ptr", "long", "long", "long", "long"])},
 )
 

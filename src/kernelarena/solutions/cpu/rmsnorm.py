@@ -2,7 +2,7 @@
 
 Each row is read once to accumulate the sum of squares (a ``simd`` reduction gcc turns into
 AVX-512/AVX2 FMAs), then scaled by ``inv_rms * weight`` while it is still in L1/L2 and written
-once; outputs larger than the caches are written with AVX-512 streaming stores (no
+once; outputs larger than the caches are written with streaming stores (karena/vmath.h: AVX-512, AVX2 or SSE) (no
 read-for-ownership of the fresh output, a third less DRAM traffic). Rows are split statically
 across OpenMP threads. Eager PyTorch instead materialises
 ``x^2``, the mean, ``x * inv_rms`` and the final product as separate tensors.
@@ -12,13 +12,12 @@ import torch
 import torch.nn as nn
 
 from kernelarena.backends.c import load_library
+from kernelarena.backends.gemm_build import SIMD_FLAGS
 
 _SRC = r"""
 #include <math.h>
 #include <stdint.h>
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
+#include "karena/vmath.h"
 
 /* outputs larger than this bypass the caches (streaming stores: no read-for-ownership) */
 #define STREAM_BYTES (8L << 20)
@@ -38,26 +37,22 @@ void rmsnorm_f32(const float* restrict x, const float* restrict w, float* restri
       /* divide in double: the mean of up to ~1e5 squares stays exact to float rounding */
       float inv = (float)(1.0 / sqrt((double)ss / (double)dim + (double)eps));
       long c0 = 0;
-#ifdef __AVX512F__
       if (stream) {
-        for (; c0 < dim && ((uintptr_t)(yr + c0) & 63); ++c0) yr[c0] = (xr[c0] * inv) * w[c0];
-        __m512 vi = _mm512_set1_ps(inv);
-        for (; c0 + 16 <= dim; c0 += 16)
-          _mm512_stream_ps(yr + c0, _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(xr + c0), vi),
-                                                  _mm512_loadu_ps(w + c0)));
+        for (; c0 < dim && ((uintptr_t)(yr + c0) & (KV_VW * 4 - 1)); ++c0) yr[c0] = (xr[c0] * inv) * w[c0];
+        const kv_f vi = kv_set1(inv);
+        for (; c0 + KV_VW <= dim; c0 += KV_VW) kv_stream(yr + c0, kv_load(xr + c0) * vi * kv_load(w + c0));
       }
-#endif
       #pragma omp simd
       for (long c = c0; c < dim; ++c) yr[c] = (xr[c] * inv) * w[c];
     }
-#ifdef __AVX512F__
-    _mm_sfence();  /* make this thread's streaming stores visible before the region ends */
-#endif
+    kv_sfence();  /* make this thread's streaming stores visible before the region ends */
   }
 }
 """
 
-_LIB = load_library(_SRC, functions={"rmsnorm_f32": (None, ["ptr", "ptr", "ptr", "long", "long", "float"])})
+_LIB = load_library(
+    _SRC, flags=SIMD_FLAGS, functions={"rmsnorm_f32": (None, ["ptr", "ptr", "ptr", "long", "long", "float"])}
+)
 
 
 class ModelNew(nn.Module):

@@ -14,14 +14,13 @@ import torch
 import torch.nn as nn
 
 from kernelarena.backends.c import load_library
+from kernelarena.backends.gemm_build import SIMD_FLAGS
 
 _SRC = r"""
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
+#include "karena/vmath.h"
 
 /* outputs larger than this bypass the caches (streaming stores: no read-for-ownership) */
 #define STREAM_BYTES (8L << 20)
@@ -29,21 +28,19 @@ _SRC = r"""
 static void rope_heads(const float* restrict x, float* restrict y, long heads, long d,
                        const float* restrict c, const float* restrict s, int stream) {
   long h2 = d / 2;
-#ifdef __AVX512F__
-  if (stream && h2 % 16 == 0 && ((uintptr_t)y & 63) == 0) {
+  if (stream && h2 % KV_VW == 0 && ((uintptr_t)y & (KV_VW * 4 - 1)) == 0) {
     for (long h = 0; h < heads; ++h) {
       const float* x1 = x + h * d;
       float* y1 = y + h * d;
-      for (long i = 0; i < h2; i += 16) {
-        __m512 a = _mm512_loadu_ps(x1 + i), b = _mm512_loadu_ps(x1 + h2 + i);
-        __m512 cv = _mm512_loadu_ps(c + i), sv = _mm512_loadu_ps(s + i);
-        _mm512_stream_ps(y1 + i, _mm512_fmsub_ps(a, cv, _mm512_mul_ps(b, sv)));
-        _mm512_stream_ps(y1 + h2 + i, _mm512_fmadd_ps(b, cv, _mm512_mul_ps(a, sv)));
+      for (long i = 0; i < h2; i += KV_VW) {
+        const kv_f a = kv_load(x1 + i), b = kv_load(x1 + h2 + i);
+        const kv_f cv = kv_load(c + i), sv = kv_load(s + i);
+        kv_stream(y1 + i, a * cv - b * sv);
+        kv_stream(y1 + h2 + i, b * cv + a * sv);
       }
     }
     return;
   }
-#endif
   for (long h = 0; h < heads; ++h) {
     const float* x1 = x + h * d;
     const float* x2 = x1 + h2;
@@ -93,9 +90,7 @@ void rope_f32(const float* restrict q, const float* restrict k, const long* rest
       rope_heads(q + t * hq * d, qo + t * hq * d, hq, d, c, s, stream);
       rope_heads(k + t * hk * d, ko + t * hk * d, hk, d, c, s, stream);
     }
-#ifdef __AVX512F__
-    _mm_sfence();  /* make this thread's streaming stores visible before the region ends */
-#endif
+    kv_sfence();  /* make this thread's streaming stores visible before the region ends */
     free(c);
   }
   free(inv_freq);
@@ -104,6 +99,7 @@ void rope_f32(const float* restrict q, const float* restrict k, const long* rest
 
 _LIB = load_library(
     _SRC,
+    flags=SIMD_FLAGS,
     functions={
         "rope_f32": (None, ["ptr", "ptr", "ptr", "ptr", "ptr", "long", "long", "long", "long", "double"])
     },

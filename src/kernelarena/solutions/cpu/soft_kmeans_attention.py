@@ -11,7 +11,8 @@ keep it scalar). One read of ``w``, one write of the output; blocks are split ac
 import torch
 import torch.nn as nn
 
-from kernelarena.backends.c import DEFAULT_FLAGS, load_library
+from kernelarena.backends.c import load_library
+from kernelarena.backends.gemm_build import SIMD_FLAGS
 
 _SRC = r"""
 #include <math.h>
@@ -76,7 +77,7 @@ void soft_kmeans_f32(const float* restrict w, const float* restrict c, float* re
 
 # PyTorch's own floating-point contract (it is built with -fno-math-errno -fno-trapping-math): lets gcc
 # vectorize loops with sqrtf and the clamps of the inlined exp; results, inf and nan are unchanged.
-_FLAGS = (*DEFAULT_FLAGS, "-fno-math-errno", "-fno-trapping-math", "-mprefer-vector-width=512")
+_FLAGS = SIMD_FLAGS
 
 _LIB = load_library(
     _SRC,

@@ -14,14 +14,13 @@ import torch
 import torch.nn as nn
 
 from kernelarena.backends.c import load_library
+from kernelarena.backends.gemm_build import SIMD_FLAGS
 
 _SRC = r"""
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
+#include "karena/vmath.h"
 
 static long n_accepted(const float* q, const float* p, const long* tok, const float* u, long k,
                        long vocab) {
@@ -56,23 +55,20 @@ static double residual_sum(const float* restrict p, const float* restrict q, lon
 static void residual_write(const float* restrict p, const float* restrict q, float* restrict out,
                            long n, double inv, int stream) {
   long i0 = 0;
-#ifdef __AVX512F__
   if (stream) {
-    for (; i0 < n && ((uintptr_t)(out + i0) & 63); ++i0) {
+    for (; i0 < n && ((uintptr_t)(out + i0) & (KV_VW * 4 - 1)); ++i0) {
       float r = p[i0] - (q ? q[i0] : 0.f);
       out[i0] = (float)((double)(r > 0.f ? r : 0.f) * inv);
     }
-    __m512d vinv = _mm512_set1_pd(inv);
-    for (; i0 + 16 <= n; i0 += 16) {
-      __m512 r = _mm512_loadu_ps(p + i0);
-      if (q) r = _mm512_sub_ps(r, _mm512_loadu_ps(q + i0));
-      r = _mm512_max_ps(r, _mm512_setzero_ps());
-      __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(r)), vinv));
-      __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(r, 1)), vinv));
-      _mm512_stream_ps(out + i0, _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1));
+    typedef double kv_d __attribute__((vector_size(KV_VW * 8))); /* two registers' worth */
+    for (; i0 + KV_VW <= n; i0 += KV_VW) {
+      kv_f r = kv_load(p + i0);
+      if (q) r = r - kv_load(q + i0);
+      r = kv_max(r, kv_set1(0.f)); /* max(0, r), as the intrinsic path did (nan -> 0) */
+      const kv_d d = __builtin_convertvector(r, kv_d) * inv;
+      kv_stream(out + i0, __builtin_convertvector(d, kv_f));
     }
   }
-#endif
   if (q) {
     #pragma omp simd
     for (long i = i0; i < n; ++i) {
@@ -107,9 +103,7 @@ void spec_accept_f32(const float* restrict q, const float* restrict p, const lon
         double s = residual_sum(pn, qn, vocab);
         residual_write(pn, qn, res + b * vocab, vocab, 1.0 / s, stream);
       }
-#ifdef __AVX512F__
-      _mm_sfence();  /* make this thread's streaming stores visible before the region ends */
-#endif
+      kv_sfence();  /* make this thread's streaming stores visible before the region ends */
     }
     return;
   }
@@ -142,6 +136,7 @@ void spec_accept_f32(const float* restrict q, const float* restrict p, const lon
 
 _LIB = load_library(
     _SRC,
+    flags=SIMD_FLAGS,
     functions={"spec_accept_f32": (None, ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "long", "long", "long"])},
 )
 

@@ -1,0 +1,62 @@
+"""``karena/vmath.h`` against libm on every SIMD path this machine can run (AVX-512, AVX2 forced with
+``-march=x86-64-v3``, generic with ``-march=x86-64-v2``): exp, log, tanh, sigmoid over a sweep of
+the float line with -inf, nan, subnormal and huge inputs; reductions, partial loads, streaming
+stores (tests/cpu/csrc/test_vmath.c does the comparison and exits non-zero on a failure)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kernelarena.backends import c, gemm_build
+
+pytestmark = [pytest.mark.cpu, pytest.mark.timeout(120)]
+
+_TEST_C = Path(__file__).parent / "csrc" / "test_vmath.c"
+
+
+def _cpu_flags() -> set[str]:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def _paths() -> list[str]:
+    have = _cpu_flags()
+    out = ["generic"]
+    if {"avx2", "fma"} <= have:
+        out.append("avx2")
+    if "avx512f" in have:
+        out.append("avx512")
+    return out
+
+
+@pytest.mark.parametrize("isa", _paths())
+def test_vmath_matches_libm(isa, tmp_path, monkeypatch):
+    monkeypatch.setenv("KARENA_CPU_ISA", isa)
+    # the solutions' flags for this path, minus the shared-library ones: an executable this time
+    flags = [f for f in (*c.DEFAULT_FLAGS, *gemm_build.isa_flags()) if f not in ("-shared", "-fPIC")]
+    exe = tmp_path / "test_vmath"
+    subprocess.run(
+        [
+            "gcc",
+            *flags,
+            "-fno-math-errno",
+            "-fno-trapping-math",
+            f"-I{c.INCLUDE_DIR}",
+            str(_TEST_C),
+            "-o",
+            str(exe),
+            "-lm",
+        ],
+        check=True,
+    )
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=100)
+    lines = run.stdout.splitlines()
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert all(line.startswith(isa + " ") for line in lines), lines  # the header took this path
+    names = {line.split()[1] for line in lines}
+    assert {"exp", "log", "tanh", "sigmoid", "exp_fast", "reductions/loads/rcp/stream"} <= names
