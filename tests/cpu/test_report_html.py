@@ -109,12 +109,23 @@ def _store_records(db: Path) -> None:
 def report(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
     db = tmp_path / "k.db"
     _store_records(db)
+    _store_agent_run(db)
     out = tmp_path / "report.html"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.run([sys.executable, "-m", "kernelarena.cli", "report", "--db", str(db), "--html", str(out),
                            "--json"], capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     return out, json.loads(proc.stdout)
+
+
+def _store_agent_run(db: Path) -> None:
+    """An agent run of three rounds: wrong, then 1.5x, then 2.5x (what the convergence chart plots)."""
+    from kernelarena.agent.records import AgentStore
+
+    with AgentStore(db) as store:
+        store.start_run("run-a", "swiglu", {"model": "scripted"})
+        for rnd, (passed, speedup) in enumerate([(False, None), (True, 1.5), (True, 2.5)], start=1):
+            store.record_attempt("run-a", rnd, 0, "code", None, None, speedup, None, passed, None)
 
 
 @pytest.fixture
@@ -188,7 +199,13 @@ def test_html_report_in_headless_chromium(
     assert pts == sorted(r["speedup"] for r in js["records"] if r["speedup"])
     assert driver.find_elements("css selector", "#chart-fastp polyline")
     assert driver.find_elements("css selector", "#chart-roofline circle")
-    assert "no agent runs" in driver.find_element("id", "chart-agent").text
+    # agent convergence: best verified speedup so far and correct rate, per round
+    assert [(a["round"], a["best_speedup"], round(a["correct_rate"], 3)) for a in js["agent_runs"]] == [
+        (1, None, 0.0), (2, 1.5, 0.5), (3, 2.5, 0.667)
+    ]  # fmt: skip
+    lines = driver.find_elements("css selector", "#chart-agent polyline")
+    assert sorted(len(p.get_attribute("points").split()) for p in lines) == [2, 3]
+    assert "no agent runs" not in driver.find_element("id", "chart-agent").text
     assert len(driver.find_elements("css selector", "#chart-history circle")) >= 1
     # filter by machine: only that machine's records remain, in table and charts
     from selenium.webdriver.support.ui import Select

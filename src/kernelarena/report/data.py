@@ -16,8 +16,8 @@ Shape (every key always present)::
 
 ``agent_runs`` is the data shape of the agent-convergence chart: one row per (run, round), where
 ``best_speedup`` is the best verified speedup so far (null before the first) and ``correct_rate``
-the fraction of the run's candidates so far that passed. It is read from a store table
-``agent_rounds`` with those columns when one exists; the page says "no agent runs" otherwise.
+the fraction of the run's candidates so far that passed. It is computed from the agent's attempts
+(``agent_attempts``) when the store has any; the page says "no agent runs" otherwise.
 """
 
 from __future__ import annotations
@@ -156,14 +156,33 @@ def _roofs(db: Path) -> list[dict[str, Any]]:
 
 
 def agent_runs(db: Path) -> list[dict[str, Any]]:
-    """Rows of the ``agent_rounds`` table (see the module docstring); [] when there is none."""
-    cols = ("run", "task", "round", "best_speedup", "correct_rate")
+    """One row per (agent run, round) from the agent's attempts (``agent/records.py``).
+
+    ``best_speedup``: the best verified speedup up to and including that round (None before the
+    first verified one); ``correct_rate``: the share of the run's attempts up to that round that
+    passed verification. [] when the store holds no agent run."""
     with closing(sqlite3.connect(db, timeout=30)) as conn:
         try:
-            rows = conn.execute(f"SELECT {', '.join(cols)} FROM agent_rounds ORDER BY run, round").fetchall()
+            rows = conn.execute(
+                "SELECT a.run_id, r.task, a.round, a.passed, a.speedup FROM agent_attempts a "
+                "JOIN agent_runs r ON r.run_id = a.run_id ORDER BY a.run_id, a.round, a.candidate"
+            ).fetchall()
         except sqlite3.OperationalError:
             return []
-    return [dict(zip(cols, row, strict=True)) for row in rows]
+    out: list[dict[str, Any]] = []
+    state: dict[str, tuple[float | None, int, int]] = {}  # run -> (best, passed, attempts)
+    for run, task, rnd, passed, speedup in rows:
+        best, n_ok, n = state.get(run, (None, 0, 0))
+        n, n_ok = n + 1, n_ok + (1 if passed else 0)
+        if passed and speedup is not None and (best is None or speedup > best):
+            best = float(speedup)
+        state[run] = (best, n_ok, n)
+        row = {"run": run, "task": task, "round": int(rnd), "best_speedup": best, "correct_rate": n_ok / n}
+        if out and out[-1]["run"] == run and out[-1]["round"] == row["round"]:
+            out[-1] = row  # several candidates in one round (evolution): the round's final state
+        else:
+            out.append(row)
+    return out
 
 
 def report_data(db: Path, task: str | None = None) -> dict[str, Any]:
