@@ -41,6 +41,13 @@ def run_report(
         ],
         right=(5, 6, 7, 8),
     )
+    if data["agent_runs"]:
+        agent_rows = [
+            [a["run"], a["task"], str(a["round"]), fmt(a["best_speedup"], ".2f"), f"{a['correct_rate']:.0%}"]
+            for a in data["agent_runs"]
+        ]
+        text += "\n\nagent runs (best verified speedup and correct rate up to each round)\n"
+        text += table(["run", "task", "round", "best", "correct"], agent_rows, right=(2, 3, 4))
     text += "\n" + "\n".join(data["notes"])
     if args.html:
         text += f"\nwrote {args.html}"
