@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-all lint bench gpu-check clean
+.PHONY: install run run-full test test-all lint bench gpu-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -13,9 +13,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The main job: verify and time the built-in kernels of the `llm` suite against torch eager.
+# The main job: verify and time the built-in kernels of the `llm` suite against torch eager
+# (quick verification: one seed, two input distributions; 0.5 s of timing per side).
 run: $(STAMP)
-	$(VENV)/bin/karena suite run llm --solutions builtin --baseline eager --budget 1
+	$(VENV)/bin/karena suite run llm --solutions builtin --baseline eager --quick --budget 0.5
+
+# The same, thorough: two seeds, every input distribution, determinism rerun, 3 s per side.
+run-full: $(STAMP)
+	$(VENV)/bin/karena suite run llm --solutions builtin --baseline eager --full
 
 # The default test command (what CI runs): everything but `slow`; `gpu` tests skip without a GPU.
 test: $(STAMP)

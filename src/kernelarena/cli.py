@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--executor", choices=("local", "ray"), default="local", help="local processes or a Ray cluster"
     )
     r.add_argument("--ray-address", help="Ray cluster address (default: start Ray on this machine)")
+    r.add_argument("--full", action="store_true",
+                   help="thorough: 2 seeds, every input distribution, determinism rerun, 3 s timing per side "
+                        "(overrides --quick, --seeds and --budget)")  # fmt: skip
     _check_args(r)
     _timing_args(r)
     _common(r)
@@ -361,6 +364,8 @@ def cmd_suite(args: argparse.Namespace) -> int:
     from kernelarena.report.table import suite_table
     from kernelarena.suite import resolve_suite, run_suite, solutions_dir
 
+    if args.full:
+        args.quick, args.seeds, args.budget = False, 2, 3.0
     suite = resolve_suite(args.suite)
     solutions = solutions_dir(args.solutions, args.device)
     baseline = None if args.baseline == "none" else args.baseline

@@ -56,6 +56,11 @@ def suite_table(summary: dict[str, Any]) -> str:
         + (f"  geomean speedup {geo:.2f}x" if geo else "")
         + (f"  (baseline {summary.get('baseline')})" if summary.get("baseline") else "")
     )
+    timed = sorted((r for r in summary["results"] if r.get("speedup")), key=lambda r: r["speedup"])
+    if timed:
+        foot += "\nslowest against the baseline: " + ", ".join(
+            f"{r['task']} {r['speedup']:.2f}x" for r in timed[:3]
+        )
     if summary.get("missing"):
         foot += f"\nno solution for: {', '.join(summary['missing'])}"
     return body + foot
