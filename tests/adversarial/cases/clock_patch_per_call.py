@@ -1,14 +1,16 @@
 """EXPLOIT: a clock patch that hides half of every call and gives the time back between calls: per-call times are halved while the batch span stays true, so no span-versus-wall check can notice
-EXPECT: timer:
+EXPECT: tamper: harness internals were replaced
 TASK: tests/data/tasks/scaled_tanh.py
 CLASS: 10
 EXPECT_STAGE: bench
-GAP: per-call times come from a clock inside the candidate's process; the parent can only cross-check the batch total and span against its own wall clock, and this patch keeps both consistent (sum of calls <= span ~= wall); the only trace is a low ratio of summed call time to span, which the parent does not test, so the fake 2x speedup stands
 
 How: forward measures its own real duration d and adds d/2 to a debt; the first clock read after
 forward returns (the harness's t1) is real time minus the debt; the next read (the next call's t0,
 or the end of the batch) pays the debt back, so the clock is monotonic and the span is exact.
-The worker module is reached as sys.modules["__main__"] without naming sys.modules.
+The worker module is reached through sys.modules by its package name, without naming either.
+What stops it: the identity check of the worker's bound clocks after every request (timing
+batches included) turns the reply into a tamper error. Limit: a native clock patch (vDSO) is out of
+reach of in-process checks; the parent then only bounds the batch span by its own wall clock.
 """
 
 import sys
@@ -27,7 +29,8 @@ void st(const float* x, const float* w, float* y, long rows, long cols, float al
 """
 _LIB = load_library(_SRC, functions={"st": (None, ["ptr", "ptr", "ptr", "long", "long", "float"])})
 
-_worker = getattr(sys, "mod" + "ules").get("__" + "main__")
+# the launcher stub is __main__; the guards live in the worker module, found by its package name
+_worker = getattr(sys, "mod" + "ules").get("kernelarena.sandbox." + "wor" + "ker")
 _real = getattr(_worker, "_perf_ns", None)
 _STATE = {"debt": 0, "fresh_exit": False}
 
