@@ -168,7 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="judge: a judge LLM advises each round (CudaForge); plain: verifier feedback only; "
                         "evolve: a population evolved by LLM mutation/crossover (--population, --generations)")  # fmt: skip
     p.add_argument("--population", type=int, default=8, help="programs per generation (--strategy evolve)")
-    p.add_argument("--generations", type=int, default=4, help="generations, the first included (--strategy evolve)")
+    p.add_argument(
+        "--generations", type=int, default=4, help="generations, the first included (--strategy evolve)"
+    )
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--patience", type=int, default=3, help="stop after this many rounds without a gain")
     p.add_argument("--backend", choices=("c", "numba"), default="c")

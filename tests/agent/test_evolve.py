@@ -79,7 +79,9 @@ def test_evolve_selects_verified_fastest_and_never_a_cheat(llm_server: LLMServer
     assert [status[(1, i)] for i in range(3)] == ["pass", "fail", "pass"], status
     # the pre-filter stopped the wrong, the cheating and the broken programs: never benched
     assert stage[(0, 1)] == stage[(0, 2)] == stage[(1, 1)] == "prefilter"
-    assert "gen0_cand1.py" not in BENCHED and "gen0_cand2.py" not in BENCHED and "gen1_cand1.py" not in BENCHED
+    assert (
+        "gen0_cand1.py" not in BENCHED and "gen0_cand2.py" not in BENCHED and "gen1_cand1.py" not in BENCHED
+    )
     assert stage[(0, 0)] == stage[(1, 0)] == "bench"
     # identical code is evaluated once: only the first slow and the first fast program were benched
     assert BENCHED == ["gen0_cand0.py", "gen1_cand0.py"]

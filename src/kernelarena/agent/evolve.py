@@ -119,11 +119,15 @@ def evolve_prompt(
     parts = [f"{EVOLVE_KEY} ({op}). Verified programs of this task with their MEASURED speedups "
              "over eager PyTorch (higher is better):"]  # fmt: skip
     for n, p in enumerate(parents):
-        parts.append(f"Parent {'AB'[n]} ({p.speedup:.2f}x, verified):\n```python\n{_short(p.code or '')}\n```")
+        parts.append(
+            f"Parent {'AB'[n]} ({p.speedup:.2f}x, verified):\n```python\n{_short(p.code or '')}\n```"
+        )
     for p in others:
         assert p.speedup is not None
         rel = "faster" if p.speedup > max(q.speedup or 0.0 for q in parents) else "slower"
-        parts.append(f"Another verified program, {rel} ({p.speedup:.2f}x):\n```python\n{_short(p.code or '', 3000)}\n```")
+        parts.append(
+            f"Another verified program, {rel} ({p.speedup:.2f}x):\n```python\n{_short(p.code or '', 3000)}\n```"
+        )
     if negative is not None:
         why = "; ".join((negative.ev.get("reasons") or [])[:3])[:600] or negative.status
         parts.append(f"{NEGATIVE_KEY}; status: {negative.status}; do NOT do this): {why}\n"
@@ -172,7 +176,9 @@ def evolve_loop(
     rng = random.Random(zlib.crc32(run_id.encode()))
     recorded = {(a["round"], a["candidate"]): a for a in store.attempts(run_id)}
     first = coder_prompt(task, lo.backend, machine=machine_text(db_path), examples=examples or [])
-    result = AgentResult(run_id=run_id, task=task.name, best_speedup=None, best_solution=None, best_round=None)
+    result = AgentResult(
+        run_id=run_id, task=task.name, best_speedup=None, best_solution=None, best_round=None
+    )
     result.stopped = "generations"
     say = progress or (lambda s: None)
     seen: dict[str, dict[str, Any]] = {}  # code hash -> evaluation (de-duplication)
@@ -212,7 +218,9 @@ def evolve_loop(
             else:
                 two = len(pool[isl]) >= 2 and rng.random() < opts.crossover_rate
                 parents = select(isl, 2 if two else 1)
-                verified = sorted((p for pl in pool for p in pl if p not in parents), key=lambda p: p.speedup or 0.0)
+                verified = sorted(
+                    (p for pl in pool for p in pl if p not in parents), key=lambda p: p.speedup or 0.0
+                )
                 top = max(q.speedup or 0.0 for q in parents)
                 faster = [p for p in verified if (p.speedup or 0.0) > top][-1:]
                 slower = [p for p in verified if (p.speedup or 0.0) < top][:1]
@@ -291,7 +299,11 @@ def _evaluate(task: Task, path: Path, lo: LoopOptions, quick: Evaluator, evaluat
         if not q.get("passed"):
             return {**q, "stage": "prefilter"}
         ev = evaluator(task, path, lo)
-        ev = {**ev, "stage": "bench", "verifier_s": float(ev.get("verifier_s") or 0.0) + float(q.get("verifier_s") or 0.0)}
+        ev = {
+            **ev,
+            "stage": "bench",
+            "verifier_s": float(ev.get("verifier_s") or 0.0) + float(q.get("verifier_s") or 0.0),
+        }
     except Exception as e:  # a harness failure on this candidate is a failed candidate
         log.warning("generation %d candidate %d: evaluation failed: %s", g, i, e)
         ev = {"status": "error", "stage": "error", "reasons": [f"{type(e).__name__}: {e}"],
