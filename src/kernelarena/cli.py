@@ -447,6 +447,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
         task = load_task(args.task, max_bytes=args.max_bytes)
     except (TaskError, UsageError) as exc:
         raise UsageError(f"the task does not load: {exc}") from None
+    if args.strategy == "evolve" and (args.population < 1 or args.generations < 1):
+        raise UsageError("--population and --generations must be at least 1")
     replay = args.replay
     if args.provider == "replay" and replay is None:
         replay = bundled_replay(task.name)

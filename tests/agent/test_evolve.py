@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +16,13 @@ from agent_replies import (
     TIMING,
     WRONG_REPLY,
     memo_evaluate,
+    memo_prefilter,
     reply,
 )
 from llm_server import LLMServer
 
 from kernelarena.agent import run
-from kernelarena.agent.evolve import EVOLVE_KEY, NEGATIVE_KEY, prefilter
+from kernelarena.agent.evolve import EVOLVE_KEY, NEGATIVE_KEY
 from kernelarena.agent.records import AgentStore
 from kernelarena.types import CheckOptions, TimingOptions
 
@@ -33,15 +33,7 @@ _BROKEN_CODE = _C_FAST.replace("* w[c]) * alpha;", "* w[c]) * alpha")
 assert _BROKEN_CODE != _C_FAST
 BROKEN = reply(_BROKEN_CODE, "An even faster version.")
 
-_QUICK: dict[str, dict[str, Any]] = {}
 BENCHED: list[str] = []  # paths given to the full evaluation (memoized or not)
-
-
-def memo_prefilter(task, path, opts):  # type: ignore[no-untyped-def]
-    key = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    if key not in _QUICK:
-        _QUICK[key] = prefilter(task, path, opts)
-    return dict(_QUICK[key])
 
 
 def bench_spy(task, path, opts):  # type: ignore[no-untyped-def]

@@ -90,6 +90,8 @@ def run(
 
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+    if strategy == "evolve" and (population < 1 or generations < 1):
+        raise ValueError("population and generations must be at least 1")
     t = task if isinstance(task, Task) else load_task(task)
     db_path = Path(db) if db is not None else settings.db_path()
     db_path.parent.mkdir(parents=True, exist_ok=True)
