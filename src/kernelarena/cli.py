@@ -164,8 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--replay", type=Path,
                    help="recording to play back with --provider replay (default: the shipped one of the task)")  # fmt: skip
-    p.add_argument("--strategy", choices=("judge", "plain"), default="judge",
-                   help="judge: a judge LLM advises each round (CudaForge); plain: verifier feedback only")  # fmt: skip
+    p.add_argument("--strategy", choices=("judge", "plain", "evolve"), default="judge",
+                   help="judge: a judge LLM advises each round (CudaForge); plain: verifier feedback only; "
+                        "evolve: a population evolved by LLM mutation/crossover (--population, --generations)")  # fmt: skip
+    p.add_argument("--population", type=int, default=8, help="programs per generation (--strategy evolve)")
+    p.add_argument(
+        "--generations", type=int, default=4, help="generations, the first included (--strategy evolve)"
+    )
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--patience", type=int, default=3, help="stop after this many rounds without a gain")
     p.add_argument("--backend", choices=("c", "numba"), default="c")
@@ -442,6 +447,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
         task = load_task(args.task, max_bytes=args.max_bytes)
     except (TaskError, UsageError) as exc:
         raise UsageError(f"the task does not load: {exc}") from None
+    if args.strategy == "evolve" and (args.population < 1 or args.generations < 1):
+        raise UsageError("--population and --generations must be at least 1")
     replay = args.replay
     if args.provider == "replay" and replay is None:
         replay = bundled_replay(task.name)
@@ -457,6 +464,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
             run_dir=args.run_dir, retrieval=not args.no_retrieval, patience=args.patience,
             check_options=CheckOptions(seeds=args.seeds, max_bytes=args.max_bytes),
             timing_options=TimingOptions(budget_s=args.budget), timeout_s=args.llm_timeout, progress=say,
+            population=args.population, generations=args.generations,
         )  # fmt: skip
     except ProviderError as exc:
         raise UsageError(str(exc)) from None

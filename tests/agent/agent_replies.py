@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kernelarena.agent.evolve import prefilter as _real_prefilter
 from kernelarena.agent.loop import evaluate as _real_evaluate
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -67,3 +68,16 @@ def memo_evaluate(task, path, opts):  # type: ignore[no-untyped-def]
         EVALUATIONS.append(key[1])
         _MEMO[key] = _real_evaluate(task, path, opts)
     return dict(_MEMO[key])
+
+
+_QUICK: dict[str, dict] = {}
+
+
+def memo_prefilter(task, path, opts):  # type: ignore[no-untyped-def]
+    """The evolutionary strategy's real pre-filter, run once per distinct code per test session."""
+    import hashlib
+
+    key = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    if key not in _QUICK:
+        _QUICK[key] = _real_prefilter(task, path, opts)
+    return dict(_QUICK[key])

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from agent_replies import CORRECT, JUDGE, JUDGE_KEY, NO_CODE, TASK, WRONG_REPLY, memo_evaluate
+from agent_replies import CORRECT, JUDGE, JUDGE_KEY, NO_CODE, TASK, WRONG_REPLY, memo_evaluate, memo_prefilter
 from llm_server import LLMServer
 
 from kernelarena.cli import main
@@ -106,3 +106,20 @@ def test_cli_agent_bad_task_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["agent", str(tmp_path / "missing.py"), "--model", "m"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "task does not load" in err[0]
+
+
+def test_cli_agent_evolve_json_contract(
+    llm_server: LLMServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kernelarena.agent import evolve
+
+    monkeypatch.setattr(evolve, "prefilter", memo_prefilter)
+    llm_server.script([WRONG_REPLY, CORRECT])  # generation 0
+    llm_server.script([CORRECT, CORRECT], when=evolve.EVOLVE_KEY)  # generation 1: duplicates
+    rc = main(_agent(llm_server, tmp_path, "--strategy", "evolve", "--population", "2", "--generations", "2"))
+    out = _last_json(capsys.readouterr().out)
+    assert rc == 0 and out["llm_calls"] == 4 and out["stopped"] == "generations"
+    assert out["best_solution"] == str(tmp_path / "run" / "gen0_cand1.py") and out["best_speedup"] > 0
+    assert out["rounds"] == [{"round": 0, "verdict": "pass", "speedup": out["best_speedup"]},
+                             {"round": 1, "verdict": "pass", "speedup": out["best_speedup"]}]  # fmt: skip
+    assert main(_agent(llm_server, tmp_path, "--strategy", "evolve", "--population", "0")) == 2

@@ -22,7 +22,7 @@ from kernelarena.types import CheckOptions, Task, TimingOptions
 
 __all__ = ["AgentResult", "RoundResult", "bundled_replay", "run"]
 
-STRATEGIES = ("judge", "plain")
+STRATEGIES = ("judge", "plain", "evolve")
 
 
 def bundled_replay(task_name: str) -> Path | None:
@@ -75,14 +75,23 @@ def run(
     max_retries: int = 4,
     progress: Any = None,
     evaluator: Any = None,
+    population: int = 8,
+    generations: int = 4,
+    prefilter: Any = None,
 ) -> AgentResult:
     """Run the agent on ``task``. Raises ``ProviderError`` (cannot reach / authenticate the
-    model) and ``UsageError`` / ``TaskError`` (bad task) before any round when it cannot run."""
+    model) and ``UsageError`` / ``TaskError`` (bad task) before any round when it cannot run.
+
+    ``strategy="evolve"`` runs :func:`kernelarena.agent.evolve.evolve_loop` with ``population``
+    programs over ``generations`` generations (``rounds`` is then unused); ``prefilter`` replaces
+    its quick pre-check (default :func:`kernelarena.agent.evolve.prefilter`)."""
     from kernelarena import settings
     from kernelarena.tasks.loader import load_task
 
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+    if strategy == "evolve" and (population < 1 or generations < 1):
+        raise ValueError("population and generations must be at least 1")
     t = task if isinstance(task, Task) else load_task(task)
     db_path = Path(db) if db is not None else settings.db_path()
     db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -107,9 +116,19 @@ def run(
             "machine": _machine(), "model": model, "judge_model": judge_model or model, "provider": provider,
             "backend": backend, "task_path": str(t.path), "strategy": strategy, "rounds": rounds,
             "retrieval": retrieval, "budget_usd": budget_usd, "budget_tokens": budget_tokens,
+            **({"population": population, "generations": generations} if strategy == "evolve" else {}),
         })  # fmt: skip
         coder = RecordingProvider(coder_inner, store, run_id, "coder", budget)
         judge = RecordingProvider(judge_inner, store, run_id, "judge", budget) if judge_inner else None
+        if strategy == "evolve":
+            from kernelarena.agent.evolve import EvolveOptions, evolve_loop
+
+            eopts = EvolveOptions(population=population, generations=generations, loop=opts)
+            result = evolve_loop(t, coder, store=store, run_id=run_id, run_dir=out_dir, opts=eopts,
+                                 db_path=db_path, examples=examples, progress=progress, evaluator=evaluator,
+                                 quick=prefilter)  # fmt: skip
+            store.finish_run(run_id, result.to_json())
+            return result
         result = coder_judge_loop(t, coder, judge, store=store, run_id=run_id, run_dir=out_dir, opts=opts,
                                   db_path=db_path, examples=examples, progress=progress,
                                   evaluator=evaluator)  # fmt: skip

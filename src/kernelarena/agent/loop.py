@@ -98,8 +98,13 @@ class LoopOptions:
     judge: bool = True  # False: the coder gets the verifier's words only
 
 
+# a compiler's message quotes paths (~/.cache/...) and source text: it is never a rules verdict
+_COMPILE_ERROR = re.compile(r"CompileError|gcc failed|compil(e|ation) (error|failed)", re.I)
+
+
 def classify(reasons: tuple[str, ...] | list[str], timing_rejected: bool = False) -> str:
-    if timing_rejected or any(_CHEAT_WORDS.search(r) for r in reasons):
+    rules = [r for r in reasons if not _COMPILE_ERROR.search(r)]
+    if timing_rejected or any(_CHEAT_WORDS.search(r) for r in rules):
         return "cheat"
     return "fail"
 
