@@ -153,7 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", type=Path)
 
     p = sub.add_parser("agent", help="let an LLM write a kernel: coder/judge loop through the verifier")
-    p.add_argument("task", help="task file or built-in task name (e.g. rmsnorm)")
+    p.add_argument("task", help="task file or built-in task name (e.g. rmsnorm), or `suite`")
+    p.add_argument("suite_name", nargs="?", help="with `suite`: a suite name or directory (e.g. llm)")
+    p.add_argument("--jobs", type=int, default=1, help="with `suite`: tasks run at a time")
     p.add_argument("--model", default="", help="model name on the endpoint (default: llm.toml's)")
     p.add_argument("--judge-model", help="model of the judge (default: --model)")
     p.add_argument("--provider", choices=("openai", "anthropic", "replay"), default="openai",
@@ -443,6 +445,11 @@ def cmd_agent(args: argparse.Namespace) -> int:
     from kernelarena.errors import TaskError
     from kernelarena.tasks.loader import load_task
 
+    if args.task == "suite":
+        return _agent_suite(args)
+    if args.suite_name:
+        raise UsageError(f"unexpected argument {args.suite_name!r} (did you mean `karena agent suite NAME`?)")
+
     try:
         task = load_task(args.task, max_bytes=args.max_bytes)
     except (TaskError, UsageError) as exc:
@@ -479,6 +486,38 @@ def cmd_agent(args: argparse.Namespace) -> int:
     )  # fmt: skip
     _emit(args, payload, "\n".join(lines))
     return 0 if res.best_solution is not None else 1
+
+
+def _agent_suite(args: argparse.Namespace) -> int:
+    from kernelarena.agent import ProviderError, run_suite
+
+    if not args.suite_name:
+        raise UsageError(
+            "`karena agent suite` needs a suite name or directory, e.g. `karena agent suite llm`"
+        )
+    if args.provider == "replay" and args.replay is None:
+        raise UsageError("a suite run with --provider replay needs --replay FILE.jsonl")
+    say = (lambda m: print(m, file=sys.stderr)) if not args.json or args.verbose else None
+    try:
+        res = run_suite(
+            args.suite_name, model=args.model, jobs=args.jobs, run_id=args.run_id, budget_usd=args.budget_usd,
+            budget_tokens=args.budget_tokens, progress=say, provider=args.provider, strategy=args.strategy,
+            rounds=args.rounds, backend=args.backend, judge_model=args.judge_model, api_base=args.api_base,
+            api_key=args.api_key, replay=args.replay, db=args.db, retrieval=not args.no_retrieval,
+            patience=args.patience, check_options=CheckOptions(seeds=args.seeds, max_bytes=args.max_bytes),
+            timing_options=TimingOptions(budget_s=args.budget), timeout_s=args.llm_timeout,
+            population=args.population, generations=args.generations,
+        )  # fmt: skip
+    except ProviderError as exc:
+        raise UsageError(str(exc)) from None
+    lines = [
+        f"suite run {res['run_id']}: {res['solved']}/{len(res['tasks'])} tasks solved, {res['llm_calls']} LLM calls"
+    ]
+    for r in res["tasks"]:
+        sp = f"{r['best_speedup']:.2f}x" if r["best_speedup"] is not None else "none"
+        lines.append(f"  {r['task']}: {sp}  (stopped: {r['stopped']})")
+    _emit(args, res, "\n".join(lines))
+    return 0 if res["solved"] else 1
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -123,3 +123,34 @@ def test_cli_agent_evolve_json_contract(
     assert out["rounds"] == [{"round": 0, "verdict": "pass", "speedup": out["best_speedup"]},
                              {"round": 1, "verdict": "pass", "speedup": out["best_speedup"]}]  # fmt: skip
     assert main(_agent(llm_server, tmp_path, "--strategy", "evolve", "--population", "0")) == 2
+
+
+def _suite(tmp_path: Path) -> Path:
+    suite = tmp_path / "mini_suite"
+    suite.mkdir()
+    for name in ("tanh_a", "tanh_b"):
+        (suite / f"{name}.py").write_text(TASK.read_text())
+    return suite
+
+
+def test_cli_agent_suite_resumes_and_shares_the_budget(
+    llm_server: LLMServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`karena agent suite DIR`: one run per task; the same command again resumes without a new paid
+    call; a token budget is shared by the whole suite (spent by the first task, the second stops)."""
+    llm_server.script([NO_CODE] * 4)
+    args = ["agent", "suite", str(_suite(tmp_path)), "--model", "m", "--api-base", llm_server.base_url, "--json",
+            "--strategy", "plain", "--rounds", "1", "--db", str(tmp_path / "k.db")]  # fmt: skip
+    rc = main(args)
+    out = _last_json(capsys.readouterr().out)
+    assert rc == 1 and out["solved"] == 0 and out["llm_calls"] == 2
+    assert sorted(t["task"] for t in out["tasks"]) == ["tanh_a", "tanh_b"]
+    assert len(llm_server.completions) == 2
+    rc = main(args)  # the same command: the recorded replies are served from the store
+    again = _last_json(capsys.readouterr().out)
+    assert rc == 1 and again["run_id"] == out["run_id"] and len(llm_server.completions) == 2
+    # a shared token budget: the first call spends it, so the suite makes no second paid call
+    rc = main([*args, "--run-id", "budgeted", "--budget-tokens", "1", "--jobs", "1"])
+    spent = _last_json(capsys.readouterr().out)
+    assert len(llm_server.completions) == 3
+    assert sorted(t["stopped"].split(":")[0] for t in spent["tasks"]) == ["budget", "rounds"]

@@ -78,13 +78,15 @@ def run(
     population: int = 8,
     generations: int = 4,
     prefilter: Any = None,
+    budget: Budget | None = None,
 ) -> AgentResult:
     """Run the agent on ``task``. Raises ``ProviderError`` (cannot reach / authenticate the
     model) and ``UsageError`` / ``TaskError`` (bad task) before any round when it cannot run.
 
     ``strategy="evolve"`` runs :func:`kernelarena.agent.evolve.evolve_loop` with ``population``
     programs over ``generations`` generations (``rounds`` is then unused); ``prefilter`` replaces
-    its quick pre-check (default :func:`kernelarena.agent.evolve.prefilter`)."""
+    its quick pre-check (default :func:`kernelarena.agent.evolve.prefilter`). ``budget``: a
+    :class:`Budget` shared with other runs (a suite's), instead of ``budget_usd``/``budget_tokens``."""
     from kernelarena import settings
     from kernelarena.tasks.loader import load_task
 
@@ -97,7 +99,8 @@ def run(
     db_path.parent.mkdir(parents=True, exist_ok=True)
     run_id = run_id or f"{t.name}-{uuid.uuid4().hex[:10]}"
     out_dir = Path(run_dir) if run_dir is not None else db_path.parent / "agent_runs" / run_id
-    budget = Budget(max_usd=budget_usd, max_tokens=budget_tokens) if (budget_usd or budget_tokens) else None
+    if budget is None and (budget_usd or budget_tokens):
+        budget = Budget(max_usd=budget_usd, max_tokens=budget_tokens)
     kw: dict[str, Any] = {"api_base": api_base, "api_key": api_key, "replay": replay,
                           "timeout_s": timeout_s, "max_retries": max_retries}  # fmt: skip
     coder_inner = _inner(provider, model, "coder", **kw)
@@ -136,4 +139,61 @@ def run(
     return result
 
 
-__all__ += ["Budget", "BudgetExceeded", "ProviderError"]
+def run_suite(
+    suite: str | Path,
+    *,
+    model: str,
+    jobs: int = 1,
+    run_id: str | None = None,
+    budget_usd: float | None = None,
+    budget_tokens: int | None = None,
+    progress: Any = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """The agent on every task of ``suite``, ``jobs`` tasks at a time, resumable.
+
+    Each task's run id is ``<run_id>-<task>``; ``run_id`` defaults to one derived from the suite,
+    model and options, so re-running the same command resumes (recorded LLM calls are not paid
+    again, finished runs are replayed from the store). The USD/token budget is shared by all tasks:
+    once it is spent, the remaining tasks stop at their first call. Returns ``{"run_id", "tasks":
+    [{task, run_id, best_speedup, best_solution, llm_calls, stopped}], "solved", "llm_calls"}``."""
+    import concurrent.futures
+    import hashlib
+    import json
+
+    from kernelarena.suite import resolve_suite
+    from kernelarena.tasks.loader import task_files
+
+    suite_dir = resolve_suite(str(suite))
+    files = task_files(suite_dir)
+    if run_id is None:
+        conf = {k: v for k, v in sorted(kwargs.items()) if isinstance(v, str | int | float | bool | None)}
+        blob = json.dumps(
+            [suite_dir.name, model, conf, budget_usd, budget_tokens], sort_keys=True, default=str
+        )
+        run_id = f"{suite_dir.name}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+    budget = Budget(max_usd=budget_usd, max_tokens=budget_tokens) if (budget_usd or budget_tokens) else None
+
+    def one(path: Path) -> dict[str, Any]:
+        tid = f"{run_id}-{path.stem}"
+        try:
+            res = run(path, model=model, run_id=tid, budget=budget, progress=progress, **kwargs)
+        except ProviderError:
+            raise
+        except Exception as exc:  # one task's failure (a task that does not load) is data
+            return {"task": path.stem, "run_id": tid, "best_speedup": None, "best_solution": None,
+                    "llm_calls": 0, "stopped": f"error: {type(exc).__name__}: {exc}"}  # fmt: skip
+        return {"task": path.stem, "run_id": tid, "best_speedup": res.best_speedup,
+                "best_solution": res.best_solution, "llm_calls": res.llm_calls, "stopped": res.stopped}  # fmt: skip
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        rows = list(pool.map(one, files))
+    return {
+        "run_id": run_id,
+        "tasks": rows,
+        "solved": sum(1 for r in rows if r["best_solution"] is not None),
+        "llm_calls": sum(r["llm_calls"] for r in rows),
+    }
+
+
+__all__ += ["Budget", "BudgetExceeded", "ProviderError", "run_suite"]
