@@ -159,7 +159,9 @@ void tmac_gemv(const float* x, const uint8_t* qp, const float* sc, const float* 
 """
 
 _LIB = load_library(
-    _SRC, flags=SIMD_FLAGS, functions={"tmac_gemv": (None, ["ptr", "ptr", "ptr", "ptr", "ptr", "long", "long", "long", "long"])}
+    _SRC,
+    flags=SIMD_FLAGS,
+    functions={"tmac_gemv": (None, ["ptr", "ptr", "ptr", "ptr", "ptr", "long", "long", "long", "long"])},
 )
 
 
