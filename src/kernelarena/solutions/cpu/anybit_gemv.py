@@ -67,15 +67,22 @@ typedef uint32_t kv_u __attribute__((vector_size(KV_VW * 4)));
 /* lane i of the result: the 4 bytes raw[idx[4i..4i+3]] (indices < 16), i.e. a byte gather from the
    chunk's 16 bytes into every 32-bit lane (vpshufb on the chunk broadcast to each 128-bit lane) */
 static inline kv_u gather4(kv_b16 raw, const uint8_t* idx) {
-#if defined(__AVX512BW__)
+#if KV_VW == 16 && defined(__AVX512BW__)
   return (kv_u)_mm512_shuffle_epi8(_mm512_broadcast_i32x4((__m128i)raw), _mm512_loadu_si512(idx));
-#elif defined(__AVX2__)
+#elif KV_VW == 8
   return (kv_u)_mm256_shuffle_epi8(_mm256_broadcastsi128_si256((__m128i)raw),
                                    _mm256_loadu_si256((const __m256i*)idx));
-#else
+#elif KV_VW == 4
   kv_b16 m;
   memcpy(&m, idx, 16);
   return (kv_u)__builtin_shuffle(raw, m);
+#else /* AVX-512F without BW */
+  uint8_t r[16], o[4 * KV_VW];
+  memcpy(r, &raw, 16);
+  for (int i = 0; i < 4 * KV_VW; ++i) o[i] = r[idx[i]];
+  kv_u v;
+  memcpy(&v, o, sizeof v);
+  return v;
 #endif
 }
 

@@ -50,9 +50,9 @@ typedef uint8_t kv_b __attribute__((vector_size(KV_VW), aligned(1)));
 /* t[idx & 15] per lane: one vpermps on AVX-512 (16 entries fill a register), two vpermps and a
    blend on bit 3 on AVX2, lane by lane on the generic path */
 static inline kv_f lut16(const float* t, kv_i idx) {
-#if defined(__AVX512F__)
+#if KV_VW == 16
   return (kv_f)_mm512_permutexvar_ps((__m512i)idx, _mm512_loadu_ps(t));
-#elif defined(__AVX2__)
+#elif KV_VW == 8
   const __m256 a = _mm256_permutevar8x32_ps(_mm256_loadu_ps(t), (__m256i)idx);
   const __m256 b = _mm256_permutevar8x32_ps(_mm256_loadu_ps(t + 8), (__m256i)idx);
   return (kv_f)_mm256_blendv_ps(a, b, _mm256_castsi256_ps(_mm256_slli_epi32((__m256i)idx, 28)));

@@ -33,9 +33,9 @@ typedef double kv_d __attribute__((vector_size(KV_VW * 8)));
 
 /* nonzero when any lane of the compare mask m is set */
 static inline int kv_any(kv_i m) {
-#if defined(__AVX512F__)
+#if KV_VW == 16
   return _mm512_test_epi32_mask((__m512i)m, (__m512i)m) != 0;
-#elif defined(__AVX2__)
+#elif KV_VW == 8
   return !_mm256_testz_si256((__m256i)m, (__m256i)m);
 #elif defined(__SSE4_1__)
   return !_mm_testz_si128((__m128i)m, (__m128i)m);
