@@ -23,7 +23,7 @@ from kernelarena.suite import builtin_solutions_dir
 pytestmark = [pytest.mark.cpu]
 
 # solutions whose fast path was AVX-512 only before karena/vmath.h (issue 13), and those that now take
-# their exp from it
+# their exp from it; the last six were ported from AVX-512 intrinsics to kv_f vectors on branch `ports`
 PORTED = [
     "gelu_tanh",
     "swiglu",
@@ -44,6 +44,12 @@ PORTED = [
     "speculative_acceptance",
     "logsumexp",
     "cross_entropy",
+    "top_p_filter",
+    "windowkv_scores",
+    "h2o_heavy_hitter_scores",
+    "w4a16_gemv",
+    "anybit_gemv",
+    "tmac_lut_gemv",
 ]
 # one per shared code path (vmath exp/rcp, row reductions, streaming copy, panel64 GEMM), small inputs:
 # measured 2.5 min per path on 2 cores at load ~8 (about a minute when the machine is quiet)

@@ -2,28 +2,28 @@
 
 Per token, every group of 4 activations gets a 16-entry fp32 table ``T_j[p] = sum_i bit_i(p) x[4j+i]``
 (built with 4 FMAs against constant 0/1 bit vectors; K/4 tables, 64 KiB for K = 4096, kept in L2).
-Because 16 fp32 entries fill exactly one AVX-512 register, one ``vpermps`` looks a table up for 16
-output channels at once: the task's layout puts the 4-bit patterns of consecutive output channels
-side by side (two per byte), so 16 bytes widened to 16 int32 lanes index even channels directly
-(``vpermps`` uses the low 4 bits) and, shifted right by 4, odd channels. Each bit plane accumulates
+A vector table lookup serves ``KV_VW`` output channels at once (16 fp32 entries fill one AVX-512
+register: one ``vpermps``; on AVX2 two ``vpermps`` and a blend on index bit 3; lane by lane on the
+generic path; vectors are ``karena/vmath.h``'s ``kv_f``, one source for every path): the task's layout puts the 4-bit patterns of consecutive output channels
+side by side (two per byte), so ``KV_VW`` bytes widened to int32 lanes index even channels directly
+(the lookup uses the low 4 bits) and, shifted right by 4, odd channels. Each bit plane accumulates
 its own sums; at the end of a quantization group the planes are combined with powers of two,
 re-interleaved to channel order, and the group's scale and zero point are applied via
 ``s * (sum_b 2^b L_b - z * sum_group x)``. Tables stay fp32 (T-MAC also quantizes them to int8,
 which would change the result), so the answer matches the dequantized reference. OpenMP splits
-blocks of 128 output channels (a whole cache line of
-each plane per table). Without AVX-512 a scalar loop does the same lookups.
+blocks of 128 output channels (a whole cache line of each plane per table row); within a block, each
+group's rows stay in L1 while its chunks of ``2 * KV_VW`` channels are summed one after another.
 """
 
 import torch
 import torch.nn as nn
 
 from kernelarena.backends.c import load_library
+from kernelarena.backends.gemm_build import SIMD_FLAGS
 
 _SRC = r"""
 #include <stdint.h>
 #include <stdlib.h>
-
-#define BITS 2
 
 /* tables: lut[j*16 + p] = sum_i bit_i(p) * x[4j + i]; xsum[g] = sum of x over group g */
 static void build_lut(const float* restrict x, long K, long G, float* restrict lut, float* restrict xsum) {
@@ -39,106 +39,114 @@ static void build_lut(const float* restrict x, long K, long G, float* restrict l
   }
 }
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-#include <immintrin.h>
+#include <string.h>
+#include "karena/vmath.h"
 
-static inline __mmask16 mask16(long n) {
-  return n >= 16 ? (__mmask16)0xFFFF : (n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u));
+typedef uint8_t kv_b __attribute__((vector_size(KV_VW), aligned(1)));
+#define BW 128          /* output channels per block: a 64-byte line of each plane per table row */
+#define CW (2 * KV_VW)  /* channels per chunk: KV_VW bytes, even channels low nibbles, odd high */
+#define NU (BW / CW)
+
+/* t[idx & 15] per lane: one vpermps on AVX-512 (16 entries fill a register), two vpermps and a
+   blend on bit 3 on AVX2, lane by lane on the generic path */
+static inline kv_f lut16(const float* t, kv_i idx) {
+#if KV_VW == 16
+  return (kv_f)_mm512_permutexvar_ps((__m512i)idx, _mm512_loadu_ps(t));
+#elif KV_VW == 8
+  const __m256 a = _mm256_permutevar8x32_ps(_mm256_loadu_ps(t), (__m256i)idx);
+  const __m256 b = _mm256_permutevar8x32_ps(_mm256_loadu_ps(t + 8), (__m256i)idx);
+  return (kv_f)_mm256_blendv_ps(a, b, _mm256_castsi256_ps(_mm256_slli_epi32((__m256i)idx, 28)));
+#else
+  kv_f r;
+  for (int i = 0; i < KV_VW; ++i) r[i] = t[idx[i] & 15];
+  return r;
+#endif
 }
 
-#define SUB 4 /* 4 x 32 channels per block: each table row load covers a whole 64-byte line per plane */
+/* channel order from even (e) and odd (o) channel vectors: lanes 0.., then the upper half */
+#if KV_VW == 16
+#define IL_LO (kv_i){0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23}
+#define IL_HI (kv_i){8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31}
+#elif KV_VW == 8
+#define IL_LO (kv_i){0, 8, 1, 9, 2, 10, 3, 11}
+#define IL_HI (kv_i){4, 12, 5, 13, 6, 14, 7, 15}
+#else
+#define IL_LO (kv_i){0, 4, 1, 5}
+#define IL_HI (kv_i){2, 6, 3, 7}
+#endif
 
-/* output channels n0 .. n0 + 128 (nvalid of them real) for one token */
+/* output channels n0 .. n0 + BW (nvalid of them real) for one token. Per group and chunk, the
+   group's table rows and plane bytes (jpg x 64 B per plane) stay in L1 across the chunks. */
 static void block128(const float* restrict lut, const float* restrict xsum, const uint8_t* restrict qp,
                      const float* restrict sc, const float* restrict zp, float* restrict y,
                      long K, long N, long G, long n0, long nvalid) {
   const long K4 = K / 4, Nh = (N + 1) / 2, groups = K / G, jpg = G / 4;
-  __mmask16 bm[SUB], lm[SUB], hm[SUB];
-  for (int u = 0; u < SUB; ++u) {
-    const long rows = nvalid - 32 * u;               /* real channels in sub-block u */
-    bm[u] = mask16((rows + 1) / 2);                  /* bytes holding them */
-    lm[u] = mask16(rows);
-    hm[u] = mask16(rows - 16);
-  }
-  /* E holds even channels n0, n0+2, ..; O odd ones: interleave back with these indices */
-  const __m512i il_lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-  const __m512i il_hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
   const uint8_t* p0 = qp + n0 / 2;            /* plane 0, row j = 0 */
   const uint8_t* p1 = qp + K4 * Nh + n0 / 2;  /* plane 1 */
-  __m512 yacc[SUB][2];
-  for (int u = 0; u < SUB; ++u) { yacc[u][0] = _mm512_setzero_ps(); yacc[u][1] = _mm512_setzero_ps(); }
+  kv_f yacc[NU][2];
+  for (int u = 0; u < NU; ++u) yacc[u][0] = yacc[u][1] = kv_set1(0.0f);
+  const int nu = (int)((nvalid + CW - 1) / CW);
   for (long g = 0; g < groups; ++g) {
-    __m512 acc[SUB][4]; /* per sub-block: even plane 0, odd plane 0, even plane 1, odd plane 1 */
-    for (int u = 0; u < SUB; ++u)
-      for (int r = 0; r < 4; ++r) acc[u][r] = _mm512_setzero_ps();
-    for (long j = g * jpg; j < (g + 1) * jpg; ++j) {
-      const __m512 t = _mm512_loadu_ps(lut + j * 16);
-      for (int u = 0; u < SUB; ++u) {
-        const __m512i v0 = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(bm[u], p0 + j * Nh + 16 * u));
-        const __m512i v1 = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(bm[u], p1 + j * Nh + 16 * u));
-        acc[u][0] = _mm512_add_ps(acc[u][0], _mm512_permutexvar_ps(v0, t));
-        acc[u][1] = _mm512_add_ps(acc[u][1], _mm512_permutexvar_ps(_mm512_srli_epi32(v0, 4), t));
-        acc[u][2] = _mm512_add_ps(acc[u][2], _mm512_permutexvar_ps(v1, t));
-        acc[u][3] = _mm512_add_ps(acc[u][3], _mm512_permutexvar_ps(_mm512_srli_epi32(v1, 4), t));
+    const kv_f xs = kv_set1(xsum[g]);
+    for (int u = 0; u < nu; ++u) {
+      const long rows = nvalid - CW * u;             /* real channels in chunk u */
+      const long nb = rows >= CW ? KV_VW : (rows + 1) / 2; /* bytes holding them */
+      kv_f acc[4]; /* even plane 0, odd plane 0, even plane 1, odd plane 1 */
+      for (int r = 0; r < 4; ++r) acc[r] = kv_set1(0.0f);
+      for (long j = g * jpg; j < (g + 1) * jpg; ++j) {
+        kv_b b0 = {0}, b1 = {0};
+        if (nb == KV_VW) {
+          b0 = *(const kv_b*)(p0 + j * Nh + KV_VW * u);
+          b1 = *(const kv_b*)(p1 + j * Nh + KV_VW * u);
+        } else { /* the last block's last chunk: never read past the plane's row */
+          memcpy(&b0, p0 + j * Nh + KV_VW * u, (size_t)nb);
+          memcpy(&b1, p1 + j * Nh + KV_VW * u, (size_t)nb);
+        }
+        const kv_i v0 = __builtin_convertvector(b0, kv_i), v1 = __builtin_convertvector(b1, kv_i);
+        const float* t = lut + j * 16;
+        acc[0] += lut16(t, v0);
+        acc[1] += lut16(t, v0 >> 4);
+        acc[2] += lut16(t, v1);
+        acc[3] += lut16(t, v1 >> 4);
+      }
+      const kv_f e = 2.f * acc[2] + acc[0], o = 2.f * acc[3] + acc[1];
+      const kv_f lo = __builtin_shuffle(e, o, IL_LO), hi = __builtin_shuffle(e, o, IL_HI);
+      const float* sg = sc + g * N + n0 + CW * u;
+      const float* zg = zp + g * N + n0 + CW * u;
+      if (rows >= CW) {
+        yacc[u][0] = kv_load(sg) * (lo - kv_load(zg) * xs) + yacc[u][0];
+        yacc[u][1] = kv_load(sg + KV_VW) * (hi - kv_load(zg + KV_VW) * xs) + yacc[u][1];
+      } else {
+        const long r1 = rows - KV_VW;
+        yacc[u][0] = kv_load_part(sg, rows < KV_VW ? rows : KV_VW, 0.f) *
+                         (lo - kv_load_part(zg, rows < KV_VW ? rows : KV_VW, 0.f) * xs) + yacc[u][0];
+        yacc[u][1] = kv_load_part(sg + KV_VW, r1, 0.f) * (hi - kv_load_part(zg + KV_VW, r1, 0.f) * xs) +
+                     yacc[u][1];
       }
     }
-    const __m512 two = _mm512_set1_ps(2.f);
-    const __m512 xs = _mm512_set1_ps(xsum[g]);
-    for (int u = 0; u < SUB; ++u) {
-      const __m512 e = _mm512_fmadd_ps(two, acc[u][2], acc[u][0]);
-      const __m512 o = _mm512_fmadd_ps(two, acc[u][3], acc[u][1]);
-      const __m512 lo = _mm512_permutex2var_ps(e, il_lo, o), hi = _mm512_permutex2var_ps(e, il_hi, o);
-      const float* sg = sc + g * N + n0 + 32 * u;
-      const float* zg = zp + g * N + n0 + 32 * u;
-      const __m512 slo = _mm512_maskz_loadu_ps(lm[u], sg), shi = _mm512_maskz_loadu_ps(hm[u], sg + 16);
-      const __m512 zlo = _mm512_maskz_loadu_ps(lm[u], zg), zhi = _mm512_maskz_loadu_ps(hm[u], zg + 16);
-      yacc[u][0] = _mm512_fmadd_ps(slo, _mm512_fnmadd_ps(zlo, xs, lo), yacc[u][0]);
-      yacc[u][1] = _mm512_fmadd_ps(shi, _mm512_fnmadd_ps(zhi, xs, hi), yacc[u][1]);
-    }
   }
-  for (int u = 0; u < SUB; ++u) {
-    _mm512_mask_storeu_ps(y + n0 + 32 * u, lm[u], yacc[u][0]);
-    _mm512_mask_storeu_ps(y + n0 + 32 * u + 16, hm[u], yacc[u][1]);
+  for (int u = 0; u < nu; ++u) {
+    const long rows = nvalid - CW * u;
+    if (rows >= CW) {
+      kv_store(y + n0 + CW * u, yacc[u][0]);
+      kv_store(y + n0 + CW * u + KV_VW, yacc[u][1]);
+    } else {
+      kv_store_part(y + n0 + CW * u, yacc[u][0], rows < KV_VW ? rows : KV_VW);
+      kv_store_part(y + n0 + CW * u + KV_VW, yacc[u][1], rows - KV_VW);
+    }
   }
 }
 
 static void run_rows(const float* lut, const float* xsum, const uint8_t* qp, const float* sc,
                      const float* zp, float* y, long M, long K, long N, long G) {
-  const long blocks = (N + 32 * SUB - 1) / (32 * SUB);
+  const long blocks = (N + BW - 1) / BW;
   #pragma omp parallel for schedule(static)
   for (long b = 0; b < blocks; ++b) {
-    const long n0 = b * 32 * SUB, nvalid = N - n0 < 32 * SUB ? N - n0 : 32 * SUB;
+    const long n0 = b * BW, nvalid = N - n0 < BW ? N - n0 : BW;
     for (long m = 0; m < M; ++m)
       block128(lut + m * (K / 4) * 16, xsum + m * (K / G), qp, sc, zp, y + m * N, K, N, G, n0, nvalid);
   }
 }
-
-#else
-
-static void run_rows(const float* lut, const float* xsum, const uint8_t* qp, const float* sc,
-                     const float* zp, float* y, long M, long K, long N, long G) {
-  const long K4 = K / 4, Nh = (N + 1) / 2, groups = K / G, jpg = G / 4;
-  #pragma omp parallel for schedule(static)
-  for (long n = 0; n < N; ++n) {
-    const int shift = (n & 1) ? 4 : 0;
-    for (long m = 0; m < M; ++m) {
-      const float* lm = lut + m * K4 * 16;
-      float total = 0.f;
-      for (long g = 0; g < groups; ++g) {
-        float acc = 0.f;
-        for (int b = 0; b < BITS; ++b) {
-          float part = 0.f;
-          for (long j = g * jpg; j < (g + 1) * jpg; ++j)
-            part += lm[j * 16 + ((qp[(b * K4 + j) * Nh + n / 2] >> shift) & 15)];
-          acc += (float)(1 << b) * part;
-        }
-        total += sc[g * N + n] * (acc - zp[g * N + n] * xsum[m * groups + g]);
-      }
-      y[m * N + n] = total;
-    }
-  }
-}
-#endif
 
 void tmac_gemv(const float* x, const uint8_t* qp, const float* sc, const float* zp, float* y,
                long M, long K, long N, long G) {
@@ -151,7 +159,9 @@ void tmac_gemv(const float* x, const uint8_t* qp, const float* sc, const float* 
 """
 
 _LIB = load_library(
-    _SRC, functions={"tmac_gemv": (None, ["ptr", "ptr", "ptr", "ptr", "ptr", "long", "long", "long", "long"])}
+    _SRC,
+    flags=SIMD_FLAGS,
+    functions={"tmac_gemv": (None, ["ptr", "ptr", "ptr", "ptr", "ptr", "long", "long", "long", "long"])},
 )
 
 

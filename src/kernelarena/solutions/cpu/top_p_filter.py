@@ -7,9 +7,10 @@ order. Per row (rows split across threads):
    histograms so that runs of equal buckets do not serialise on one memory location);
 2. walking the buckets from the top gives the bucket holding the boundary token and the exact mass
    above it;
-3. only that bucket's elements (typically a handful) are gathered (AVX-512 compress-store) and
-   sorted, which pins the boundary value ``t`` and the kept mass ``Z`` (in double);
+3. only that bucket's elements (typically a handful) are gathered (a vector range test per
+   ``KV_VW`` floats, scalar compaction only where a lane hits) and sorted, which pins the boundary value ``t`` and the kept mass ``Z`` (in double);
 4. one vectorised pass writes ``p >= t ? p / Z : 0`` (streaming stores for large outputs).
+Vector code is ``karena/vmath.h`` (AVX-512, AVX2+FMA and generic paths from one source).
 Three passes over the row and no ``vocab log vocab`` sort; eager PyTorch sorts, cumsums, scatters
 and normalises the whole row.
 """
@@ -18,15 +19,33 @@ import torch
 import torch.nn as nn
 
 from kernelarena.backends.c import load_library
+from kernelarena.backends.gemm_build import SIMD_FLAGS
 
 _SRC = r"""
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef __AVX512F__
-#include <immintrin.h>
+#include "karena/vmath.h"
+
+typedef uint32_t kv_u __attribute__((vector_size(KV_VW * 4)));
+typedef double kv_d __attribute__((vector_size(KV_VW * 8)));
+
+/* nonzero when any lane of the compare mask m is set */
+static inline int kv_any(kv_i m) {
+#if KV_VW == 16
+  return _mm512_test_epi32_mask((__m512i)m, (__m512i)m) != 0;
+#elif KV_VW == 8
+  return !_mm256_testz_si256((__m256i)m, (__m256i)m);
+#elif defined(__SSE4_1__)
+  return !_mm_testz_si128((__m128i)m, (__m128i)m);
+#else
+  int32_t t[KV_VW], a = 0;
+  memcpy(t, &m, sizeof t);
+  for (int i = 0; i < KV_VW; ++i) a |= t[i];
+  return a != 0;
 #endif
+}
 
 #define NB 2048
 #define SHIFT 20
@@ -45,17 +64,15 @@ static int cmp_desc(const void* a, const void* b) {
 /* copy the elements whose bits lie in [lo, hi) to cand; returns their count */
 static long gather_bucket(const float* restrict x, long n, uint32_t lo, uint32_t hi, float* restrict cand) {
   long nc = 0, i = 0;
-#ifdef __AVX512F__
-  __m512i vlo = _mm512_set1_epi32((int)lo), width = _mm512_set1_epi32((int)(hi - lo));
-  for (; i + 16 <= n; i += 16) {
-    __m512i u = _mm512_loadu_si512((const void*)(x + i));
-    __mmask16 m = _mm512_cmplt_epu32_mask(_mm512_sub_epi32(u, vlo), width);
-    if (m) {
-      _mm512_mask_compressstoreu_ps(cand + nc, m, _mm512_castsi512_ps(u));
-      nc += __builtin_popcount((unsigned)m);
-    }
+  const kv_u vlo = (kv_u){0} + lo, width = (kv_u){0} + (hi - lo);
+  for (; i + KV_VW <= n; i += KV_VW) {
+    const kv_u u = (kv_u)kv_load(x + i);
+    if (kv_any((kv_i)(u - vlo < width))) /* rare: the boundary bucket holds a handful of elements */
+      for (int j = 0; j < KV_VW; ++j) {
+        cand[nc] = x[i + j];
+        nc += (u[j] - lo) < (hi - lo);
+      }
   }
-#endif
   for (; i < n; ++i) {
     uint32_t u = fbits(x[i]);
     cand[nc] = x[i];
@@ -113,38 +130,32 @@ void top_p_f32(const float* restrict x, float* restrict y, long rows, long cols,
       }
       double inv = 1.0 / z;
       long i0 = 0;
-#ifdef __AVX512F__
       if (stream) {  /* streaming stores: the output is not re-read, skip read-for-ownership */
-        for (; i0 < cols && ((uintptr_t)(yr + i0) & 63); ++i0)
+        for (; i0 < cols && ((uintptr_t)(yr + i0) & (KV_VW * 4 - 1)); ++i0)
           yr[i0] = (float)((double)xr[i0] * inv) * (float)(xr[i0] >= t);
-        __m512d vinv = _mm512_set1_pd(inv);
-        __m512 vt = _mm512_set1_ps(t);
-        for (; i0 + 16 <= cols; i0 += 16) {
-          __m512 v = _mm512_loadu_ps(xr + i0);
-          __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), vinv));
-          __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)), vinv));
-          __m512 o = _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
-          __mmask16 keep = _mm512_cmp_ps_mask(v, vt, _CMP_GE_OQ);
-          _mm512_stream_ps(yr + i0, _mm512_maskz_mov_ps(keep, o));
+        const kv_f vt = kv_set1(t);
+        for (; i0 + KV_VW <= cols; i0 += KV_VW) {
+          const kv_f v = kv_load(xr + i0);
+          const kv_f o = __builtin_convertvector(__builtin_convertvector(v, kv_d) * inv, kv_f);
+          kv_stream(yr + i0, kv_sel(v >= vt, o, kv_set1(0.0f)));
         }
       }
-#endif
       #pragma omp simd
       for (long i = i0; i < cols; ++i) {  /* multiply by the 0/1 mask: a select would not vectorise */
         float v = xr[i];
         yr[i] = (float)((double)v * inv) * (float)(v >= t);
       }
     }
-#ifdef __AVX512F__
-    _mm_sfence();  /* make this thread's streaming stores visible before the region ends */
-#endif
+    kv_sfence();  /* make this thread's streaming stores visible before the region ends */
     free(cand);
     free(hist);
   }
 }
 """
 
-_LIB = load_library(_SRC, functions={"top_p_f32": (None, ["ptr", "ptr", "long", "long", "double"])})
+_LIB = load_library(
+    _SRC, flags=SIMD_FLAGS, functions={"top_p_f32": (None, ["ptr", "ptr", "long", "long", "double"])}
+)
 
 
 class ModelNew(nn.Module):

@@ -3,18 +3,20 @@
 Per group the dequantized dot product factors as
 ``sum_k x_k (q_k - z) s = s * (sum_k x_k q_k - z * sum_k x_k)``, so the inner loop only has to turn
 codes into floats and FMA them with x; the group sum of x is precomputed once per call and the
-zero point costs one scalar FMA per group. The inner loop loads 16 bytes (32 codes), widens them
-to 16 int32 lanes, splits low/high nibbles with an AND and a shift (even/odd input channels) and
+zero point costs one scalar FMA per group. The inner loop loads one vector's worth of bytes (``KV_VW`` bytes:
+16 on AVX-512, 8 on AVX2, 4 generic; two codes each), widens them to int32 lanes, splits low/high nibbles with an AND and a shift (even/odd input channels) and
 FMAs them against x, which is de-interleaved once per call into matching even/odd halves. All
 1-4 tokens share every unpacked weight vector; OpenMP splits the output channels. W is never
-materialized. Group sizes that are not a multiple of 32 (and CPUs without AVX-512) take a portable
-scalar path with the same factorization.
+materialized. Vectors are ``karena/vmath.h``'s ``kv_f`` (one source for AVX-512,
+AVX2+FMA and generic). Group sizes that are not a multiple of ``2 * KV_VW`` take a portable scalar
+path with the same factorization.
 """
 
 import torch
 import torch.nn as nn
 
 from kernelarena.backends.c import load_library
+from kernelarena.backends.gemm_build import SIMD_FLAGS
 
 _SRC = r"""
 #include <stdint.h>
@@ -45,53 +47,55 @@ static void w4a16_portable(const float* restrict x, const uint8_t* restrict qw, 
   }
 }
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
+#include "karena/vmath.h"
 #define AI static inline __attribute__((always_inline))
+#define CW (2 * KV_VW) /* codes per chunk: KV_VW bytes */
+typedef uint8_t kv_b __attribute__((vector_size(KV_VW), aligned(1)));
 
-/* One output channel for MB tokens. xd: per token, per 32-wide chunk, 16 even then 16 odd inputs;
-   xsum: per token, per group, sum of x. G % 32 == 0. */
+/* One output channel for MB tokens. xd: per token, per CW-wide chunk, KV_VW even then KV_VW odd
+   inputs; xsum: per token, per group, sum of x. G % CW == 0. */
 AI void row_kernel(const int MB, const float* restrict xd, const float* restrict xsum,
                    const uint8_t* restrict qr, const float* restrict sr, const float* restrict zr,
                    float* restrict y, long N, long K, long G) {
-  const long groups = K / G, chunks_per_group = G / 32;
-  const __m512i low4 = _mm512_set1_epi32(15);
-  __m512 yacc[4];
+  const long groups = K / G, chunks_per_group = G / CW;
+  kv_f yacc[4];
   float corr[4];
-  for (int m = 0; m < MB; ++m) { yacc[m] = _mm512_setzero_ps(); corr[m] = 0.f; }
+  for (int m = 0; m < MB; ++m) { yacc[m] = kv_set1(0.0f); corr[m] = 0.f; }
   for (long g = 0; g < groups; ++g) {
-    __m512 de[4], dodd[4];
-    for (int m = 0; m < MB; ++m) { de[m] = _mm512_setzero_ps(); dodd[m] = _mm512_setzero_ps(); }
+    kv_f de[4], dodd[4];
+    for (int m = 0; m < MB; ++m) { de[m] = kv_set1(0.0f); dodd[m] = kv_set1(0.0f); }
     for (long c = g * chunks_per_group; c < (g + 1) * chunks_per_group; ++c) {
-      const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(qr + c * 16)));
-      const __m512 qe = _mm512_cvtepi32_ps(_mm512_and_si512(v, low4));
-      const __m512 qo = _mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4));
+      const kv_i v = __builtin_convertvector(*(const kv_b*)(qr + c * KV_VW), kv_i); /* zero-extend */
+      const kv_f qe = __builtin_convertvector(v & 15, kv_f);
+      const kv_f qo = __builtin_convertvector(v >> 4, kv_f);
       for (int m = 0; m < MB; ++m) {
-        const float* xc = xd + m * K + c * 32;
-        de[m] = _mm512_fmadd_ps(qe, _mm512_loadu_ps(xc), de[m]);
-        dodd[m] = _mm512_fmadd_ps(qo, _mm512_loadu_ps(xc + 16), dodd[m]);
+        const float* xc = xd + m * K + c * CW;
+        de[m] = qe * kv_load(xc) + de[m];
+        dodd[m] = qo * kv_load(xc + KV_VW) + dodd[m];
       }
     }
     const float s = sr[g], sz = sr[g] * zr[g];
-    const __m512 sv = _mm512_set1_ps(s);
     for (int m = 0; m < MB; ++m) {
-      yacc[m] = _mm512_fmadd_ps(sv, _mm512_add_ps(de[m], dodd[m]), yacc[m]);
+      yacc[m] = s * (de[m] + dodd[m]) + yacc[m];
       corr[m] += sz * xsum[m * groups + g];
     }
   }
-  for (int m = 0; m < MB; ++m) y[m * N] = _mm512_reduce_add_ps(yacc[m]) - corr[m];
+  for (int m = 0; m < MB; ++m) y[m * N] = kv_hsum(yacc[m]) - corr[m];
 }
 
-static void w4a16_avx512(const float* restrict x, const uint8_t* restrict qw, const float* restrict sc,
-                         const float* restrict zp, float* restrict y, long M, long K, long N, long G) {
+static void w4a16_simd(const float* restrict x, const uint8_t* restrict qw, const float* restrict sc,
+                       const float* restrict zp, float* restrict y, long M, long K, long N, long G) {
   const long groups = K / G;
   float* xd = (float*)aligned_alloc(64, sizeof(float) * (M * K + 16));
   float* xsum = (float*)malloc(sizeof(float) * (M * groups + 1));
   for (long m = 0; m < M; ++m) {
     const float* xr = x + m * K;
     float* dr = xd + m * K;
-    for (long c = 0; c < K / 32; ++c)
-      for (int i = 0; i < 16; ++i) { dr[c * 32 + i] = xr[c * 32 + 2 * i]; dr[c * 32 + 16 + i] = xr[c * 32 + 2 * i + 1]; }
+    for (long c = 0; c < K / CW; ++c)
+      for (int i = 0; i < KV_VW; ++i) {
+        dr[c * CW + i] = xr[c * CW + 2 * i];
+        dr[c * CW + KV_VW + i] = xr[c * CW + 2 * i + 1];
+      }
     for (long g = 0; g < groups; ++g) {
       float s = 0.f;
       for (long k = g * G; k < (g + 1) * G; ++k) s += xr[k];
@@ -118,19 +122,17 @@ static void w4a16_avx512(const float* restrict x, const uint8_t* restrict qw, co
   }
   free(xd); free(xsum);
 }
-#endif
 
 void w4a16_gemv(const float* x, const uint8_t* qw, const float* sc, const float* zp, float* y,
                 long M, long K, long N, long G) {
-#if defined(__AVX512F__)
-  if (G % 32 == 0) { w4a16_avx512(x, qw, sc, zp, y, M, K, N, G); return; }
-#endif
+  if (G % CW == 0) { w4a16_simd(x, qw, sc, zp, y, M, K, N, G); return; }
   w4a16_portable(x, qw, sc, zp, y, M, K, N, G);
 }
 """
 
 _LIB = load_library(
     _SRC,
+    flags=SIMD_FLAGS,
     functions={"w4a16_gemv": (None, ["ptr", "ptr", "ptr", "ptr", "ptr", "long", "long", "long", "long"])},
 )
 

@@ -1,12 +1,13 @@
 """WindowKV window scores (C/OpenMP): fused skinny attention-score GEMM, softmax and pooling.
 
 Per (batch, head), the observation queries (pre-scaled by 1/sqrt(d)) are packed once as a
-[head_dim][16..64] panel; the key cache is streamed row by row as the broadcast operand of an
-AVX-512 register tile (12 keys x 32 queries, or 6 x 64), so keys are read from memory exactly once
+[head_dim][16..64] panel; the key cache is streamed row by row as the broadcast operand of a
+register tile (AVX-512: 12 keys x 32 queries, or 6 x 64; AVX2 and generic: 6 keys x 2 vectors
+per column chunk; ``karena/vmath.h`` vectors, one source for every path), so keys are read from memory exactly once
 and never repacked (software prefetch one tile ahead keeps the 12 row streams in flight; the op
 reads 4 bytes of keys per 16 FLOPs, so it runs at memory bandwidth). The transposed logits [keys][queries] stay in an L2-resident per-thread
 buffer, where every softmax step is a vertical vector op across the queries: a running max, one
-vectorized exp (range reduction + polynomial + ``vscalefps``) that also accumulates the
+vectorized exp (vmath ``kv_exp_fast``) that also accumulates the
 denominators, then each key's probability mass is a dot product with 1/denominator and is added
 straight into its window's score. The [obs, seq] probabilities never reach memory.
 """
@@ -17,74 +18,64 @@ import torch
 import torch.nn as nn
 
 from kernelarena.backends.c import load_library
+from kernelarena.backends.gemm_build import SIMD_FLAGS
 
 _SRC = r"""
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
+#include "karena/vmath.h"
 
 #define NB 64   /* queries per block (panel width) */
 
-#ifdef __AVX512F__
-/* exp(x) for x <= 0 (and -inf -> 0): |rel err| ~ 2 ulp */
-static inline __m512 exp512(__m512 x) {
-  const __m512 lo = _mm512_set1_ps(-87.0f);
-  __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
-  x = _mm512_max_ps(x, lo);
-  __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f), r);
-  __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  return _mm512_maskz_mov_ps((__mmask16)~under, _mm512_scalef_ps(p, n));
-}
-
-/* c[i][0:16*NV] = sum_k a_i[k] * bp[k][0:16*NV] for MRR rows */
+/* c[i][0:NV*KV_VW] = sum_k a_i[k] * bp[k][0:NV*KV_VW] for MRR rows (bp, c: row stride NB) */
 #define DEF_MICRO(MRR, NV) \
 static void micro_##MRR##_##NV(const float* a, long lda, const float* bp, long kdim, float* c) { \
-  __m512 acc[MRR][NV]; \
-  for (int i = 0; i < MRR; ++i) for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps(); \
+  kv_f acc[MRR][NV]; \
+  for (int i = 0; i < MRR; ++i) for (int v = 0; v < NV; ++v) acc[i][v] = kv_set1(0.0f); \
   for (long k = 0; k < kdim; ++k) { \
-    __m512 b[NV]; \
-    for (int v = 0; v < NV; ++v) b[v] = _mm512_loadu_ps(bp + k * NB + 16 * v); \
+    kv_f b[NV]; \
+    for (int v = 0; v < NV; ++v) b[v] = kv_load(bp + k * NB + KV_VW * v); \
     if ((k & 15) == 0) /* keys stream from DRAM: fetch the next tile's rows a tile ahead */ \
-      for (int i = 0; i < MRR; ++i) _mm_prefetch((const char*)(a + (i + MRR) * lda + k), _MM_HINT_T0); \
+      for (int i = 0; i < MRR; ++i) __builtin_prefetch(a + (i + MRR) * lda + k, 0, 3); \
     for (int i = 0; i < MRR; ++i) { \
-      __m512 x = _mm512_set1_ps(a[i * lda + k]); \
-      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(x, b[v], acc[i][v]); \
+      const kv_f x = kv_set1(a[i * lda + k]); \
+      for (int v = 0; v < NV; ++v) acc[i][v] = x * b[v] + acc[i][v]; \
     } \
   } \
-  for (int i = 0; i < MRR; ++i) for (int v = 0; v < NV; ++v) _mm512_storeu_ps(c + i * NB + 16 * v, acc[i][v]); \
+  for (int i = 0; i < MRR; ++i) for (int v = 0; v < NV; ++v) kv_store(c + i * NB + KV_VW * v, acc[i][v]); \
 }
+#if KV_VW == 16
+/* 16 columns per vector: the whole 16..64-column block in one tile (<= 24 accumulators of 32 zmm) */
 DEF_MICRO(12, 1) DEF_MICRO(12, 2) DEF_MICRO(6, 3) DEF_MICRO(6, 4)
+#define MR_FOR(nv) ((nv) <= 2 ? 12 : 6)
+#else
+/* 16 ymm / xmm registers: 6 rows x 2 vectors (12 accumulators), column chunks of 2 * KV_VW */
+DEF_MICRO(6, 2)
+#define MR_FOR(nv) 6
 #endif
+
+/* exp(x) for x <= 0, 0 below -87 (-inf -> 0) */
+static inline kv_f exp_neg(kv_f x) { return kv_sel(x < -87.0f, kv_set1(0.0f), kv_exp_fast(x)); }
 
 /* logits^T rows [j0, j1) of one head into buf[j][0:NB] (rows of keys a, panel bp) */
 static void scores_rows(const float* keys, long d, const float* bp, int nv, long j0, long j1, float* buf) {
   long j = j0;
-#ifdef __AVX512F__
-  int mr = nv <= 2 ? 12 : 6;
+  const int mr = MR_FOR(nv);
   for (; j + mr <= j1; j += mr) {
     const float* a = keys + j * d;
     float* c = buf + j * NB;
+#if KV_VW == 16
     switch (nv) {
       case 1: micro_12_1(a, d, bp, d, c); break;
       case 2: micro_12_2(a, d, bp, d, c); break;
       case 3: micro_6_3(a, d, bp, d, c); break;
       default: micro_6_4(a, d, bp, d, c); break;
     }
-  }
+#else
+    for (int c0 = 0; c0 < 16 * nv; c0 += 2 * KV_VW) micro_6_2(a, d, bp + c0, d, c + c0);
 #endif
+  }
   for (; j < j1; ++j) {
     float acc[NB];
     for (int c = 0; c < 16 * nv; ++c) acc[c] = 0.f;
@@ -129,21 +120,14 @@ void windowkv(const float* q, const float* k, float* out, long bh, long s, long 
           for (int c = 0; c < cols; ++c) m[c] = r[c] > m[c] ? r[c] : m[c];
         }
         for (int c = (int)nq; c < cols; ++c) m[c] = 0.f;   /* padded columns: exp(-inf - 0) = 0 */
-#ifdef __AVX512F__
         for (long j = 0; j < kmax; ++j) {
           float* r = buf + j * NB;
-          for (int v = 0; v < nv; ++v) {
-            __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(r + 16 * v), _mm512_loadu_ps(m + 16 * v)));
-            _mm512_storeu_ps(r + 16 * v, e);
-            _mm512_storeu_ps(l + 16 * v, _mm512_add_ps(_mm512_loadu_ps(l + 16 * v), e));
+          for (int c = 0; c < cols; c += KV_VW) {
+            const kv_f e = exp_neg(kv_load(r + c) - kv_load(m + c));
+            kv_store(r + c, e);
+            kv_store(l + c, kv_load(l + c) + e);
           }
         }
-#else
-        for (long j = 0; j < kmax; ++j) {
-          float* r = buf + j * NB;
-          for (int c = 0; c < cols; ++c) { float e = c < nq ? expf(r[c] - m[c]) : 0.f; r[c] = e; l[c] += e; }
-        }
-#endif
         for (int c = 0; c < cols; ++c) il[c] = c < nq ? 1.0f / l[c] : 0.f;
         for (long j = 0; j < pre; ++j) {
           const float* r = buf + j * NB;
@@ -168,6 +152,7 @@ void windowkv(const float* q, const float* k, float* out, long bh, long s, long 
 
 _LIB = load_library(
     _SRC,
+    flags=SIMD_FLAGS,
     functions={"windowkv": (None, ["ptr", "ptr", "ptr", "long", "long", "long", "long", "long", "float"])},
 )
 
