@@ -52,7 +52,7 @@ JUDGE_KEY = "ONE concrete fix"  # a substring of every judge prompt (routes scri
 
 # Small options so a candidate's evaluation takes seconds: one seed, a short timing budget.
 CHECK = {"seeds": 1}
-TIMING = {"budget_s": 0.3, "min_rounds": 3, "max_rounds": 8, "input_sets": 1}
+TIMING = {"budget_s": 0.3, "min_rounds": 3, "max_rounds": 8, "input_sets": 1, "threads": 1}
 
 _MEMO: dict[tuple[str, str], dict] = {}
 EVALUATIONS: list[str] = []  # code hashes really evaluated in this test session

@@ -203,6 +203,18 @@ def _tracer(ops: dict[str, int]) -> Any:
     return traced()
 
 
+def preload() -> None:
+    """Import what the first traced call would import (a fork server runs this once).
+
+    The first torch op under a TorchDispatchMode imports ``torch._dynamo`` (~2.5 s of CPU); done
+    here, every worker forked afterwards starts with it. Starts no thread.
+    """
+    import torch
+
+    with _tracer_class()():
+        torch.empty(2).add_(1)
+
+
 def _trace_new_threads() -> None:
     """Start every Python thread inside the policy tracer (candidate role, before its import).
 

@@ -112,6 +112,7 @@ def serve(sock_fd: int) -> int:
     from kernelarena.sandbox import worker
     from kernelarena.tasks import loader  # noqa: F401
 
+    worker.preload()
     worker._undumpable()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
