@@ -88,3 +88,11 @@ def test_roofline_never_reads_the_default_database(tmp_path: Path, monkeypatch: 
     api.roofline_percent(1e9, 1e9, 1.0, "cold", None)
     api._profile.cache_clear()
     assert seen == [mine, Path(":memory:")]
+
+
+def test_device_id_is_the_one_machine_id() -> None:
+    # records, hardware profiles and tuning evaluations name a machine by the same id (issue 11)
+    from kernelarena.hw.profile import cpu_machine_id
+
+    kind, machine, model = keys.device_id("cpu").split(":", 2)
+    assert (kind, machine) == ("cpu", cpu_machine_id()) and model

@@ -5,8 +5,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
-import platform
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,17 +30,22 @@ def toolchain() -> dict[str, str]:
 
 @functools.cache
 def device_id(device: str = "cpu") -> str:
-    """A stable description of the machine a measurement belongs to."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    """The machine a measurement belongs to: ``kind:machine-id:model``.
 
-    return f"{device}:{cpu}:{os.cpu_count()}cores"
+    The id is :mod:`kernelarena.hw`'s, the one machine id of the store (hardware profiles and
+    tuning evaluations use it too), so a record, a profile and a tuning run of one machine agree;
+    the model name is only there for people reading the records.
+    """
+    if device.startswith("cuda"):
+        import torch
+
+        from kernelarena.hw.cuda import cuda_machine_id
+
+        index = int(device.split(":", 1)[1]) if ":" in device else 0
+        return f"cuda:{cuda_machine_id(index)}:{torch.cuda.get_device_name(index)}"
+    from kernelarena.hw.profile import cpu_machine_id, cpu_model_name
+
+    return f"{device}:{cpu_machine_id()}:{cpu_model_name()}"
 
 
 def make_key(kind: str, parts: dict[str, Any]) -> str:

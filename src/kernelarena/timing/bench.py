@@ -23,18 +23,11 @@ from kernelarena.verify.compare import compare
 
 log = logging.getLogger(__name__)
 
-FLUSH_CAP_BYTES = 64 << 20
-
-
 def flush_bytes() -> int:
-    """Cold-cache buffer: twice the last-level cache, capped (this VM reports a 480 MiB L3)."""
-    try:
-        from kernelarena.hw.profile import llc_bytes
+    """Cold-cache buffer: :func:`kernelarena.hw.profile.flush_buffer_bytes` (2x LLC, capped)."""
+    from kernelarena.hw.profile import flush_buffer_bytes
 
-        llc = int(llc_bytes())
-    except Exception:
-        llc = 32 << 20
-    return min(2 * llc, FLUSH_CAP_BYTES)
+    return flush_buffer_bytes()
 
 
 @dataclass(frozen=True)
