@@ -23,6 +23,7 @@ from kernelarena.verify.compare import compare
 
 log = logging.getLogger(__name__)
 
+
 def flush_bytes() -> int:
     """Cold-cache buffer: :func:`kernelarena.hw.profile.flush_buffer_bytes` (2x LLC, capped)."""
     from kernelarena.hw.profile import flush_buffer_bytes
