@@ -207,12 +207,18 @@ def preload() -> None:
     """Import what the first traced call would import (a fork server runs this once).
 
     The first torch op under a TorchDispatchMode imports ``torch._dynamo`` (~2.5 s of CPU); done
-    here, every worker forked afterwards starts with it. Starts no thread.
+    here, every worker forked afterwards starts with it. numba (~1 s to import; CPU solutions and
+    KernelBench-style answers use it) likewise: its thread pool starts only on a first parallel
+    call, so nothing runs in the fork server. Starts no thread.
     """
+    import contextlib
+
     import torch
 
     with _tracer_class()():
         torch.empty(2).add_(1)
+    with contextlib.suppress(ImportError):
+        import numba  # noqa: F401
 
 
 def _trace_new_threads() -> None:

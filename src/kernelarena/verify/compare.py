@@ -189,6 +189,14 @@ class _FirstPass:
     mismatch_expected: float = 0.0
 
 
+def _all_finite(t: Any) -> bool:
+    """Whether a float64 chunk holds only finite values: its sum is finite (no temporary tensor;
+    isfinite costs a mask plus two temporaries), else the exact mask (the sum may overflow)."""
+    import torch
+
+    return math.isfinite(float(t.sum())) or bool(torch.isfinite(t).all())
+
+
 def _ref_chunk(rf: Any, s: int, e: int, dtype: Any) -> Any:
     """The float64 reference for elements ``s:e``, with values beyond the output dtype's range
     replaced by the infinity that dtype gives them: a cumprod whose float64 reference reaches 1e39
@@ -197,6 +205,10 @@ def _ref_chunk(rf: Any, s: int, e: int, dtype: Any) -> Any:
 
     rc = rf[s:e].double()
     if dtype == torch.float64 or not dtype.is_floating_point:
+        return rc
+    big = torch.finfo(dtype).max
+    lo, hi = torch.aminmax(rc)
+    if -big <= float(lo) and float(hi) <= big:  # nothing out of range (False for a NaN)
         return rc
     cast = rc.to(dtype)
     over = torch.isinf(cast) & torch.isfinite(rc)
@@ -211,9 +223,9 @@ def _first_pass(of: Any, rf: Any, nf: Any) -> _FirstPass:
     st = _FirstPass()
     for s, e in _chunks(rf.numel()):
         oc, rc = of[s:e].double(), _ref_chunk(rf, s, e, of.dtype)
-        r_fin, o_fin = torch.isfinite(rc), torch.isfinite(oc)
-        all_finite = bool(r_fin.all()) and bool(o_fin.all())
-        if not all_finite:
+        ref_finite = _all_finite(rc)
+        if not (ref_finite and _all_finite(oc)):
+            r_fin, o_fin = torch.isfinite(rc), torch.isfinite(oc)
             # non-finite values only where the reference has them, and the same ones
             same = (oc == rc) | (oc.isnan() & rc.isnan())
             mismatch = (r_fin != o_fin) | (~r_fin & ~same)
@@ -222,12 +234,12 @@ def _first_pass(of: Any, rf: Any, nf: Any) -> _FirstPass:
                 i = int(mismatch.nonzero()[0, 0])
                 st.mismatch_at, st.mismatch_got, st.mismatch_expected = s + i, oc[i].item(), rc[i].item()
             st.mismatch_count += count
-        rk = rc if bool(r_fin.all()) else rc[r_fin]
+        rk = rc if ref_finite else rc[torch.isfinite(rc)]
         st.finite += rk.numel()
-        st.sum_sq += float(rk.square().sum())
+        st.sum_sq += float(torch.dot(rk, rk))  # no temporary (rk is contiguous)
         if nf is not None and rk.numel():
             nk = nf[s:e].double()
-            diff = (nk - rc).abs_() if rk is rc else (nk[r_fin] - rk).abs_()
+            diff = (nk - rc).abs_() if rk is rc else (nk[torch.isfinite(rc)] - rk).abs_()
             st.lib_abs_err = max(st.lib_abs_err, float(diff.max()))
     return st
 
@@ -250,8 +262,8 @@ def _second_pass(of: Any, rf: Any, atol_abs: float, rtol: float) -> _Worst:
         oc, rc = of[s:e].double(), _ref_chunk(rf, s, e, of.dtype)
         err = (oc - rc).abs_()
         ratio = err / rc.abs().mul_(rtol).add_(atol_abs)
-        fin = torch.isfinite(rc)
-        if not bool(fin.all()):  # positions where the reference is not finite were judged above
+        if not _all_finite(rc):  # positions where the reference is not finite were judged above
+            fin = torch.isfinite(rc)
             ratio.masked_fill_(~fin, 0.0)
             err.masked_fill_(~fin, 0.0)
         w.count += int((ratio > 1.0).sum())
