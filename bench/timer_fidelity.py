@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from kernelarena import api  # noqa: E402
-from kernelarena.sandbox.process import Worker  # noqa: E402
 from kernelarena.types import CheckOptions, TimingOptions  # noqa: E402
+from kernelarena.worker_client import Load, SetupTiming, TimeBatch, WorkerClient  # noqa: E402
 
 TASK = ROOT / "tests/data/tasks/scaled_tanh.py"
 SOLUTION = ROOT / "tests/data/solutions/scaled_tanh_c.py"
@@ -47,12 +47,11 @@ def empty_call_overhead_ms() -> float:
     """Per-call cost of the worker's timing loop around a trivial model (cold flush excluded)."""
     import torch
 
-    with Worker("reference") as w:
-        w.request({"op": "load", "path": str(ROOT / "tests/data/tasks/no_variants.py"), "overrides": {}})
-        w.request({"op": "setup_timing", "init_inputs": [], "state_dict": {}, "input_sets": [[torch.randn(16, 64)]],
-                   "threads": 1, "flush_bytes": 0, "warmup_s": 0.1})  # fmt: skip
-        r = w.request({"op": "time_batch", "n_calls": 2000, "cache": "warm"})
-    return statistics.median(r["times_ms"])
+    with WorkerClient("reference") as w:
+        w.load(Load(path=str(ROOT / "tests/data/tasks/no_variants.py"), overrides={}))
+        w.setup_timing(SetupTiming([], {}, [[torch.randn(16, 64)]], threads=1, flush_bytes=0, warmup_s=0.1))
+        r = w.time_batch(TimeBatch(n_calls=2000, cache="warm"))
+    return statistics.median(r.times_ms)
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 from kernelarena import pipeline, settings
 from kernelarena.backends.interface import backend_of
 from kernelarena.errors import UsageError
-from kernelarena.sandbox.process import Worker, WorkerFailure, prestart_workers
+from kernelarena.sandbox.process import WorkerFailure
 from kernelarena.session import TuningSession
 from kernelarena.store.keys import device_id, kernel_sources_hash, make_key, toolchain
 from kernelarena.store.sqlite import Store
@@ -40,7 +40,8 @@ from kernelarena.types import (
     Verdict,
     to_jsonable,
 )
-from kernelarena.verify.verifier import CasePlan, case_request, new_secret, verify
+from kernelarena.verify.verifier import CasePlan, make_case, new_secret, verify
+from kernelarena.worker_client import CaseReply, Load, TimeBatch, WorkerClient, prestart_workers
 
 log = logging.getLogger(__name__)
 
@@ -138,14 +139,14 @@ def check(
     return verdict
 
 
-def _headline_case(ref: Worker, task: Task, secret: int) -> dict[str, Any]:
+def _headline_case(ref: WorkerClient, task: Task, secret: int) -> CaseReply:
     """The reference's case for the headline variant (its work figures: flops, bytes_moved)."""
-    reply = ref.request(case_request(task, CasePlan(task.headline, "work", secret, "as-given")))
-    reply["input_bytes"] = input_bytes(task.path, task.headline.overrides)
+    reply = pipeline.headline_case(ref, task, secret)
+    reply.input_bytes = input_bytes(task.path, task.headline.overrides)
     return reply
 
 
-def _smallest_case(ref: Worker, task: Task, secret: int) -> tuple[str, dict[str, Any]] | None:
+def _smallest_case(ref: WorkerClient, task: Task, secret: int) -> tuple[str, CaseReply] | None:
     """(label, reference case) of the variant with the fewest input bytes, other than the headline."""
     sized: list[tuple[int, Variant]] = []
     for var in task.variants[1:]:
@@ -155,16 +156,17 @@ def _smallest_case(ref: Worker, task: Task, secret: int) -> tuple[str, dict[str,
     if not sized:
         return None
     size, v = min(sized, key=lambda bv: bv[0])
-    reply = ref.request({**case_request(task, CasePlan(v, "small", secret ^ 0x5A11, "as-given")),
-                         "param_seed": secret & 0xFFFFFFFF})  # fmt: skip
-    if reply.get("error"):
+    reply = make_case(
+        ref, task, CasePlan(v, "small", secret ^ 0x5A11, "as-given"), param_seed=secret & 0xFFFFFFFF
+    )
+    if reply.error:
         return None
-    reply["input_bytes"] = size
+    reply.input_bytes = size
     return v.label, reply
 
 
 def _call_metrics(
-    t: Task, cand: Worker, ref: Worker, head_case: dict[str, Any], head_ms: float,
+    t: Task, cand: WorkerClient, ref: WorkerClient, head_case: CaseReply, head_ms: float,
     copts: CheckOptions, topts: TimingOptions, threads: int, secret: int,
 ) -> CallMetrics:  # fmt: skip
     from kernelarena.timing import metrics
@@ -283,7 +285,7 @@ def bench(
         result = BenchResult(verdict=verdict, baseline_kind=baseline)
         if verdict.passed:
             if verified is not None:  # the candidate worker has not imported the solution yet
-                cand.request({"op": "load", "path": str(sol.path), "device": copts.device})
+                cand.load(Load(path=str(sol.path), device=copts.device))
             result = _timed(
                 t,
                 sol,
@@ -311,8 +313,8 @@ def _timed(
     base_sol: Solution | None,
     baseline: str,
     verdict: Verdict,
-    ref: Worker,
-    cand: Worker,
+    ref: WorkerClient,
+    cand: WorkerClient,
     copts: CheckOptions,
     topts: TimingOptions,
     secret: int,
@@ -325,16 +327,16 @@ def _timed(
     try:
         inputs = pipeline.timing_inputs(ref, t, topts.input_sets, secret)
         head_case = _headline_case(ref, t, secret)
-        flops, bytes_moved = head_case.get("flops"), head_case.get("bytes_moved")
+        flops, bytes_moved = head_case.flops, head_case.bytes_moved
         timing.setup_side(cand, inputs, topts, threads)
         with contextlib.ExitStack() as stack:
             if base_sol is not None:
                 base = stack.enter_context(
-                    Worker("candidate", threads=threads, memory_bytes=copts.memory_bytes)
+                    WorkerClient("candidate", threads=threads, memory_bytes=copts.memory_bytes)
                 )
-                r = base.request({"op": "load", "path": str(base_sol.path), "device": copts.device})
-                if r.get("error"):
-                    raise UsageError(f"baseline solution failed to import: {r['error']}")
+                r = base.load(Load(path=str(base_sol.path), device=copts.device))
+                if r.error:
+                    raise UsageError(f"baseline solution failed to import: {r.error}")
                 timing.setup_side(base, inputs, topts, threads)
             else:
                 base = ref
@@ -397,7 +399,7 @@ def _timed(
 
 
 def _best_compile_mode(
-    ref: Worker, inputs: timing.TimingInputs, topts: TimingOptions, threads: int, secret: int
+    ref: WorkerClient, inputs: timing.TimingInputs, topts: TimingOptions, threads: int, secret: int
 ) -> None:
     """torch.compile's best mode, not its default: each mode is compiled and briefly timed."""
     modes = settings.compile_modes()
@@ -410,13 +412,13 @@ def _best_compile_mode(
         try:
             timing.setup_side(ref, inputs, topts, threads, compile_mode=mode)
             last = mode
-            reply = ref.request({"op": "time_batch", "n_calls": 20, "cache": topts.cache})
+            reply = ref.time_batch(TimeBatch(n_calls=20, cache=topts.cache))
         except (timing.TimingRejected, WorkerFailure) as exc:
             log.warning("torch.compile mode %s failed: %s", mode, exc)
             continue
-        if reply.get("error"):
+        if reply.error:
             continue
-        med = stats.median(reply["times_ms"])
+        med = stats.median(reply.times_ms)
         if best is None or med < best[0]:
             best = (med, mode)
     if best is None:

@@ -16,11 +16,11 @@ from kernelarena import settings
 from kernelarena.backends.interface import ExtraChecks, backend_of
 from kernelarena.errors import TaskError, UsageError
 from kernelarena.sandbox import memory
-from kernelarena.sandbox.process import Worker
 from kernelarena.tasks.loader import largest_case_bytes, load_task
 from kernelarena.timing import bench as timing
 from kernelarena.types import AUTO_MAX_BYTES, CheckOptions, Solution, Task, Verdict
-from kernelarena.verify.verifier import CasePlan, case_request, new_secret, verify
+from kernelarena.verify.verifier import CasePlan, make_case, new_secret, verify
+from kernelarena.worker_client import CaseReply, Load, SetupTiming, WorkerClient
 
 
 def require_device(device: str) -> None:
@@ -75,11 +75,11 @@ def memory_errors(t: Task) -> Iterator[None]:
 @contextlib.contextmanager
 def workers(
     options: CheckOptions, candidate_env: dict[str, str] | None = None
-) -> Iterator[tuple[Worker, Worker]]:
+) -> Iterator[tuple[WorkerClient, WorkerClient]]:
     """A reference and a candidate worker; both start at once so their interpreter start-up overlaps."""
-    ref = Worker("reference", threads=options.threads, memory_bytes=options.memory_bytes)
+    ref = WorkerClient("reference", threads=options.threads, memory_bytes=options.memory_bytes)
     try:
-        cand = Worker(
+        cand = WorkerClient(
             "candidate", threads=options.threads, memory_bytes=options.memory_bytes, env=candidate_env
         )
         try:
@@ -113,21 +113,21 @@ def verify_any(t: Task, sol: Solution, options: CheckOptions) -> Verdict:
     )
 
 
-def timing_inputs(ref: Worker, task: Task, n_sets: int, secret: int) -> timing.TimingInputs:
+def timing_inputs(ref: WorkerClient, task: Task, n_sets: int, secret: int) -> timing.TimingInputs:
     """Input sets of the headline variant (same weights, different inputs) and their references."""
     cases = []
     for k in range(n_sets):
         plan = CasePlan(task.headline, f"timing#{k}", (secret + 7919 * (k + 1)) & ((1 << 62) - 1), "as-given")
-        reply = ref.request({**case_request(task, plan), "param_seed": secret & 0xFFFFFFFF})
-        if reply.get("error"):
-            raise TaskError(f"the reference Model failed on the headline shape: {reply['error']}")
+        reply = make_case(ref, task, plan, param_seed=secret & 0xFFFFFFFF)
+        if reply.error:
+            raise TaskError(f"the reference Model failed on the headline shape: {reply.error}")
         cases.append(reply)
     return timing.TimingInputs(
-        init_inputs=cases[0]["init_inputs"],
-        state_dict=cases[0]["state_dict"],
-        input_sets=[c["inputs"] for c in cases],
-        references=[c["reference"] if c["reference"] is not None else c["native"] for c in cases],
-        natives=[c["native"] for c in cases],
+        init_inputs=cases[0].init_inputs,
+        state_dict=cases[0].state_dict,
+        input_sets=[c.inputs for c in cases],
+        references=[c.expected for c in cases],
+        natives=[c.native for c in cases],
         atol=task.atol,
         rtol=task.rtol,
         task_path=str(task.path),
@@ -137,21 +137,24 @@ def timing_inputs(ref: Worker, task: Task, n_sets: int, secret: int) -> timing.T
     )
 
 
-def headline_work(ref: Worker, task: Task, secret: int) -> tuple[float | None, float | None]:
+def headline_case(ref: WorkerClient, task: Task, secret: int) -> CaseReply:
+    """The reference's case for the headline variant (its work figures: flops, bytes_moved)."""
+    return make_case(ref, task, CasePlan(task.headline, "work", secret, "as-given"))
+
+
+def headline_work(ref: WorkerClient, task: Task, secret: int) -> tuple[float | None, float | None]:
     """The task's ``flops()``/``bytes_moved()`` on the headline variant (None where it has none)."""
-    reply = ref.request(case_request(task, CasePlan(task.headline, "work", secret, "as-given")))
-    return reply.get("flops"), reply.get("bytes_moved")
+    reply = headline_case(ref, task, secret)
+    return reply.flops, reply.bytes_moved
 
 
-def load_reference_model(ref: Worker, task: Task, device: str = "cpu") -> None:
+def load_reference_model(ref: WorkerClient, task: Task, device: str = "cpu") -> None:
     """Import the task's ``Model`` on the headline variant in ``ref``, to be timed as the baseline."""
-    ref.request(
-        {"op": "load", "path": str(task.path), "overrides": task.headline.overrides, "device": device}
-    )
+    ref.load(Load(path=str(task.path), device=device, overrides=task.headline.overrides))
 
 
 def _memory_budget(
-    t: Task, ref: Worker, cand: Worker, copts: CheckOptions, secret: int
+    t: Task, ref: WorkerClient, cand: WorkerClient, copts: CheckOptions, secret: int
 ) -> tuple[list[str], str]:
     """The task's MEMORY_BUDGET against the peak resident memory one call adds (headline shape).
 
@@ -159,19 +162,20 @@ def _memory_budget(
     """
     from kernelarena.timing import metrics
 
-    reply = ref.request({**case_request(t, CasePlan(t.headline, "budget", secret ^ 0xB0D6E7, "as-given")),
-                         "param_seed": secret & 0xFFFFFFFF})  # fmt: skip
-    if reply.get("error"):
-        return [f"the reference Model failed on the headline shape: {reply['error']}"], ""
-    budget = reply.get("memory_budget")
+    plan = CasePlan(t.headline, "budget", secret ^ 0xB0D6E7, "as-given")
+    reply = make_case(ref, t, plan, param_seed=secret & 0xFFFFFFFF)
+    if reply.error:
+        return [f"the reference Model failed on the headline shape: {reply.error}"], ""
+    budget = reply.memory_budget
     if budget is None:
-        why = reply.get("memory_budget_error", "the task's memory_budget gave no figure")
+        why = reply.memory_budget_error or "the task's memory_budget gave no figure"
         return [f"task error: MEMORY_BUDGET could not be evaluated: {why}"], ""
-    r = cand.request({"op": "setup_timing", "init_inputs": reply["init_inputs"], "state_dict": reply["state_dict"],
-                      "input_sets": [reply["inputs"]], "threads": copts.threads or settings.num_threads(),
-                      "flush_bytes": 0, "warmup_s": 0.0})  # fmt: skip
-    if r.get("error"):
-        return [f"the solution failed on the headline shape: {r['error']}"], ""
+    r = cand.setup_timing(
+        SetupTiming(reply.init_inputs, reply.state_dict, [reply.inputs],
+                    threads=copts.threads or settings.num_threads(), flush_bytes=0, warmup_s=0.0)
+    )  # fmt: skip
+    if r.error:
+        return [f"the solution failed on the headline shape: {r.error}"], ""
     mem, problem = metrics.call_memory(cand, copts.device)
     peak = mem.get("device_peak_bytes") if copts.device == "cuda" else mem.get("peak_rss_added_bytes")
     what = "device memory" if copts.device == "cuda" else "resident memory"
@@ -191,7 +195,7 @@ def _memory_budget(
 
 
 def with_budget(
-    t: Task, verdict: Verdict, ref: Worker, cand: Worker, copts: CheckOptions, secret: int
+    t: Task, verdict: Verdict, ref: WorkerClient, cand: WorkerClient, copts: CheckOptions, secret: int
 ) -> Verdict:
     """Enforce the task's memory budget on a passing verdict (no-op for tasks without one)."""
     if not verdict.passed or not t.has_memory_budget:

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from kernelarena import pipeline, settings
-from kernelarena.sandbox.process import Worker, WorkerFailure
+from kernelarena.sandbox.process import WorkerFailure
 from kernelarena.store.keys import make_key
 from kernelarena.timing import bench as timing
 from kernelarena.types import CheckOptions, EvalOutcome, Task, TimingOptions, Variant
 from kernelarena.verify.verifier import CaseCache, new_secret, verify
+from kernelarena.worker_client import Load, WorkerClient
 
 # screening: short, few rounds (ranking among many configs); ranking: the bench timer, shorter budget
 SCREEN_TIMING = TimingOptions(budget_s=0.6, min_rounds=3, max_rounds=3)
@@ -82,8 +83,8 @@ class TuningSession:
         self._tmp = tempfile.TemporaryDirectory(prefix="karena-tune-")
         self._n = 0
         self._cases = CaseCache()
-        self.cand: Worker | None = None
-        self.ref = Worker("reference", threads=self.threads, memory_bytes=self.copts.memory_bytes)
+        self.cand: WorkerClient | None = None
+        self.ref = WorkerClient("reference", threads=self.threads, memory_bytes=self.copts.memory_bytes)
         try:
             self.inputs = pipeline.timing_inputs(self.ref, self.task, self.topts.input_sets, self.secret)
             flops, bytes_moved = pipeline.headline_work(self.ref, self.task, self.secret)
@@ -102,11 +103,11 @@ class TuningSession:
             "shape", {"task": self.task.source_hash, "overrides": self.task.headline.overrides}
         )
 
-    def _candidate(self) -> Worker:
+    def _candidate(self) -> WorkerClient:
         if self.cand is None or self.cand.dead:
             if self.cand is not None:
                 self.cand.close()
-            self.cand = Worker("candidate", threads=self.threads, memory_bytes=self.copts.memory_bytes)
+            self.cand = WorkerClient("candidate", threads=self.threads, memory_bytes=self.copts.memory_bytes)
         return self.cand
 
     def _write(self, source: str) -> Path:
@@ -137,10 +138,12 @@ class TuningSession:
         # the reference stays set up from __init__; only another cache state needs a new setup
         ref_setup = self.rank_topts.cache != self.topts.cache
         try:
-            with Worker("candidate", threads=self.threads, memory_bytes=self.copts.memory_bytes) as cand:
-                reply = cand.request({"op": "load", "path": str(path), "device": self.copts.device})
-                if reply.get("error"):
-                    return EvalOutcome.failure(f"importing the solution failed: {reply['error']}")
+            with WorkerClient(
+                "candidate", threads=self.threads, memory_bytes=self.copts.memory_bytes
+            ) as cand:
+                reply = cand.load(Load(path=str(path), device=self.copts.device))
+                if reply.error:
+                    return EvalOutcome.failure(f"importing the solution failed: {reply.error}")
                 timing.setup_side(cand, self.inputs, self.rank_topts, self.threads)
                 if ref_setup:
                     timing.setup_side(self.ref, self.inputs, self.rank_topts, self.threads)

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from kernelarena.sandbox import zygote
-from kernelarena.sandbox.process import Worker, WorkerFailure
+from kernelarena.sandbox.process import WorkerFailure
+from kernelarena.worker_client import Load, WorkerClient
 
 pytestmark = [pytest.mark.cpu, pytest.mark.timeout(120)]
 
@@ -32,9 +33,9 @@ class ModelNew(nn.Module):
 """
 
 
-def _state(w: Worker, sol: Path) -> list[str]:
-    reply = w.request({"op": "load", "path": str(sol)}, 60)
-    assert not reply.get("error"), reply
+def _state(w: WorkerClient, sol: Path) -> list[str]:
+    reply = w.load(Load(path=str(sol)), 60)
+    assert not reply.error, reply
     line = next(ln for ln in w.output_tail(20).splitlines() if ln.startswith("STATE"))
     return line.split()[1:]
 
@@ -44,24 +45,24 @@ def test_forked_workers_are_separate_processes_with_their_own_state(tmp_path: Pa
     sol = tmp_path / "prints_state.py"
     sol.write_text(PRINTS_STATE)
     with (
-        Worker("candidate", threads=1, env={"KARENA_TEST_MARK": "one"}) as a,
-        Worker("candidate", threads=1, env={"KARENA_TEST_MARK": "two"}) as b,
+        WorkerClient("candidate", threads=1, env={"KARENA_TEST_MARK": "one"}) as a,
+        WorkerClient("candidate", threads=1, env={"KARENA_TEST_MARK": "two"}) as b,
     ):
         assert isinstance(a.proc, zygote.Child) and isinstance(b.proc, zygote.Child)
         sa, sb = _state(a, sol), _state(b, sol)
         assert sa[0] != sb[0] and sa[1] != sb[1], "random state shared between forked workers"
         assert (sa[2], sb[2]) == ("one", "two"), "each worker must see its own environment"
         assert int(sa[3]) == a.proc.pid and int(sa[4]) == a.proc.pid, "own process, own session"
-        assert a.request({"op": "ping"})["pid"] == a.proc.pid != b.proc.pid
+        assert a.ping().pid == a.proc.pid != b.proc.pid
 
 
 def test_a_killed_worker_is_reported_as_killed() -> None:
-    w = Worker("candidate", threads=1)
+    w = WorkerClient("candidate", threads=1)
     try:
-        pid = w.request({"op": "ping"}, 60)["pid"]
+        pid = w.ping(60).pid
         os.kill(pid, signal.SIGKILL)
         with pytest.raises(WorkerFailure) as err:
-            w.request({"op": "ping"}, 30)
+            w.ping(30)
         assert err.value.kind == "memory" and "SIGKILL" in str(err.value)
         assert w.proc.wait(5) == -signal.SIGKILL
     finally:
@@ -72,8 +73,8 @@ def test_the_zygote_is_undumpable() -> None:
     """PR_SET_DUMPABLE 0 (read back by the zygote with PR_GET_DUMPABLE): without CAP_SYS_PTRACE a
     candidate cannot open its /proc/PID/mem to poison later workers. (This test cannot try the
     write itself: CI runs as root, which holds CAP_SYS_PTRACE.)"""
-    with Worker("candidate", threads=1) as w:
-        w.request({"op": "ping"}, 60)
+    with WorkerClient("candidate", threads=1) as w:
+        w.ping(60)
         zygotes = [z for z in zygote._zygotes.values() if z.alive]
         assert zygotes and all(z.dumpable == 0 for z in zygotes)
 
@@ -81,13 +82,13 @@ def test_the_zygote_is_undumpable() -> None:
 def test_forking_is_much_faster_than_a_fresh_interpreter(monkeypatch: pytest.MonkeyPatch) -> None:
     """Interleaved start-to-first-answer times of both paths; the fork must win by a wide margin
     (a fresh interpreter imports torch: seconds; a fork: tens of milliseconds)."""
-    Worker("candidate", threads=1).close()  # the zygote is up
+    WorkerClient("candidate", threads=1).close()  # the zygote is up
 
     def start(fresh: bool) -> float:
         monkeypatch.setenv("KARENA_ZYGOTE", "0" if fresh else "1")
         t0 = time.perf_counter()
-        with Worker("candidate", threads=1) as w:
-            w.request({"op": "ping"}, 60)
+        with WorkerClient("candidate", threads=1) as w:
+            w.ping(60)
             return time.perf_counter() - t0
 
     fork, fresh = [], []
@@ -99,6 +100,6 @@ def test_forking_is_much_faster_than_a_fresh_interpreter(monkeypatch: pytest.Mon
 
 def test_off_switch_starts_fresh_interpreters(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KARENA_ZYGOTE", "0")
-    with Worker("candidate", threads=1) as w:
+    with WorkerClient("candidate", threads=1) as w:
         assert not isinstance(w.proc, zygote.Child)
-        assert w.request({"op": "ping"}, 60)["pid"] == w.proc.pid
+        assert w.ping(60).pid == w.proc.pid

@@ -75,6 +75,7 @@ __all__ = [
     "interpreter_active",
     "interpreter_env",
     "load_solution_module",
+    "op_compile_check",
     "read_specs",
     "verdict_flags",
 ]
@@ -413,3 +414,18 @@ def load_solution_module(path: str | os.PathLike[str], name: str | None = None) 
 def compile_check_file(path: str | os.PathLike[str], arch: int = 90) -> SolutionCompileReport:
     """Load a solution file (in this process: TRITON_INTERPRET must be unset) and compile-check it."""
     return check_solution(load_solution_module(path), arch)
+
+
+def op_compile_check(msg: dict[str, Any]) -> dict[str, Any]:
+    """Worker op ``compile_check`` (candidate role): compile a solution's kernels for a GPU target."""
+    report = compile_check_file(msg["path"], int(msg.get("arch", 90)))
+    return {
+        "ok": report.ok,
+        "error": None,
+        "compile_error": report.error,
+        "unchecked": list(report.unchecked),
+        "kernels": [
+            {"name": name, "ok": r.ok, "error": r.error, "n_regs": r.n_regs, "n_spills": r.n_spills}
+            for name, r in report.results
+        ],
+    }

@@ -70,9 +70,9 @@ def _full_env(threads: int, extra: dict[str, str] | None = None) -> dict[str, st
     return env_vars
 
 
-def prestart_workers(threads: int | None = None) -> None:
-    """Start the zygote now, in the background (call before other slow start-up work)."""
-    zygote.prestart(_full_env(threads or settings.num_threads()))
+def prestart_workers(entry: str, threads: int | None = None) -> None:
+    """Start the zygote for ``entry`` now, in the background (call before other slow start-up work)."""
+    zygote.prestart(_full_env(threads or settings.num_threads()), entry)
 
 
 # memory the parent keeps for itself beyond a received message (its own arrays, the comparison)
@@ -85,12 +85,15 @@ def _receivable_bytes() -> int | None:
 
 
 class Worker:
-    """One worker process. Use as a context manager; ``request`` sends a message and waits."""
+    """One worker process running the program ``entry`` (a module with ``main(argv)`` and
+    ``preload()``, e.g. ``kernelarena.worker_entry``: named, never imported, here).
+    Use as a context manager; ``request`` sends a message and waits."""
 
     def __init__(
         self,
         role: str,
         *,
+        entry: str,
         threads: int | None = None,
         memory_bytes: int | None = None,
         env: dict[str, str] | None = None,
@@ -109,7 +112,7 @@ class Worker:
         proc: subprocess.Popen[bytes] | zygote.Child | None = None
         if zygote.enabled():
             try:  # a fork of the preloaded zygote: no 2-4 s ``import torch`` per worker
-                proc = zygote.spawn(role=role, env=env_vars, cwd=self._tmp.name,
+                proc = zygote.spawn(entry=entry, role=role, env=env_vars, cwd=self._tmp.name,
                                          memory_bytes=self.memory_bytes,
                                          fds=(to_child_r, from_child_w, log_file.fileno()))  # fmt: skip
             except zygote.ZygoteError as exc:
@@ -117,7 +120,7 @@ class Worker:
         if proc is None:
             proc = subprocess.Popen(
                 # a launcher stub, so the guard module is not ``__main__`` (see worker.LAUNCHER)
-                [sys.executable, "-c", LAUNCHER, role, str(to_child_r), str(from_child_w)],
+                [sys.executable, "-c", LAUNCHER, entry, role, str(to_child_r), str(from_child_w)],
                 pass_fds=(to_child_r, from_child_w),
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,

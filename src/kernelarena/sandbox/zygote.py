@@ -3,9 +3,11 @@
 Starting a worker as a fresh interpreter costs 2-4 s of CPU, nearly all of it ``import torch``; a
 check needs two workers, a suite run hundreds, a test run over a thousand. The zygote is a fresh
 interpreter (started like a worker, through a stub, so its ``__main__`` is not harness code) that
-imports torch, numpy and the worker module, makes itself undumpable, and then only forks: each
-fork becomes one worker (new session, address-space limit, log as stdout/stderr, private working
-directory, the worker's environment) and runs ``worker.main`` exactly as a fresh process would.
+imports torch, numpy and the worker's entry module (the program named by the parent, e.g.
+``kernelarena.worker_entry``; this package imports nothing above it), runs the entry's
+``preload()``, makes itself undumpable, and then only forks: each fork becomes one worker (new
+session, address-space limit, log as stdout/stderr, private working directory, the worker's
+environment) and runs the entry's ``main`` exactly as a fresh process would.
 
 What the zygote never holds: task files, solutions, reference outputs, the parent's secrets. It
 computes nothing (so no thread pool exists to be broken by ``fork``) and re-seeds Python's and
@@ -44,7 +46,9 @@ _LATE_ENV = frozenset(
 _MAX_ZYGOTES = 2
 _MAX_MSG = 1 << 20
 
-STUB = "import sys; from kernelarena.sandbox.zygote import serve; sys.exit(serve(int(sys.argv[1])))"
+STUB = (
+    "import sys; from kernelarena.sandbox.zygote import serve; sys.exit(serve(int(sys.argv[1]), sys.argv[2]))"
+)
 
 
 def enabled() -> bool:
@@ -54,7 +58,9 @@ def enabled() -> bool:
 # --- the zygote process ------------------------------------------------------------------------
 
 
-def _child(request: dict[str, Any], fds: list[int], sock: socket.socket, pipe: tuple[int, int]) -> None:
+def _child(
+    request: dict[str, Any], fds: list[int], sock: socket.socket, pipe: tuple[int, int], entry: Any
+) -> None:
     """In the forked child: become the worker the parent asked for. Never returns."""
     code = 1
     try:
@@ -84,11 +90,9 @@ def _child(request: dict[str, Any], fds: list[int], sock: socket.socket, pipe: t
 
         random.seed()
         numpy.random.seed()
-        from kernelarena.sandbox import worker
-
         role = str(request["role"])
-        sys.argv = ["-c", role, str(fd_in), str(fd_out)]
-        code = worker.main([role, str(fd_in), str(fd_out)])
+        sys.argv = ["-c", entry.__name__, role, str(fd_in), str(fd_out)]
+        code = entry.main([role, str(fd_in), str(fd_out)])
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:  # the worker's own errors are data; this is start-up failing
@@ -103,17 +107,19 @@ def _child(request: dict[str, Any], fds: list[int], sock: socket.socket, pipe: t
         os._exit(code)
 
 
-def serve(sock_fd: int) -> int:
-    """The zygote's loop: preload, then fork one worker per request; report exits."""
+def serve(sock_fd: int, entry_name: str) -> int:
+    """The zygote's loop: preload the entry module, then fork one worker per request; report exits."""
     sock = socket.socket(fileno=sock_fd)
+    import importlib
+
     import numpy  # noqa: F401
     import torch  # noqa: F401
 
     from kernelarena.sandbox import worker
-    from kernelarena.tasks import loader  # noqa: F401
 
-    worker.preload()
-    worker._undumpable()
+    entry = importlib.import_module(entry_name)
+    entry.preload()
+    worker.undumpable()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.signal(signal.SIGCHLD, lambda *_: None)
@@ -151,7 +157,7 @@ def serve(sock_fd: int) -> int:
                     fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
             pid = os.fork()
             if pid == 0:
-                _child(json.loads(data), list(fds), sock, (wake_r, wake_w))
+                _child(json.loads(data), list(fds), sock, (wake_r, wake_w), entry)
             children.add(pid)
             for fd in fds:
                 os.close(fd)
@@ -188,10 +194,10 @@ class Child:
 
 
 class Zygote:
-    def __init__(self, env: dict[str, str]):
+    def __init__(self, env: dict[str, str], entry: str):
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", STUB, str(child_sock.fileno())],
+            [sys.executable, "-c", STUB, str(child_sock.fileno()), entry],
             pass_fds=(child_sock.fileno(),),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -295,16 +301,16 @@ class Zygote:
             self.proc.wait(timeout=5)
 
 
-_zygotes: dict[tuple[tuple[str, str], ...], Zygote] = {}
+_zygotes: dict[tuple[str, tuple[tuple[str, str], ...]], Zygote] = {}
 _lock = threading.Lock()
 
 
-def _key(env: dict[str, str]) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((k, v) for k, v in env.items() if k not in _LATE_ENV))
+def _key(env: dict[str, str], entry: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    return entry, tuple(sorted((k, v) for k, v in env.items() if k not in _LATE_ENV))
 
 
-def _zygote_for(env: dict[str, str]) -> Zygote:
-    key = _key(env)
+def _zygote_for(env: dict[str, str], entry: str) -> Zygote:
+    key = _key(env, entry)
     with _lock:
         z = _zygotes.get(key)
         if z is not None and not z.alive:
@@ -315,22 +321,25 @@ def _zygote_for(env: dict[str, str]) -> Zygote:
             while len(_zygotes) >= _MAX_ZYGOTES:
                 _zygotes.pop(next(iter(_zygotes))).close()
             try:
-                z = _zygotes[key] = Zygote(env)
+                z = _zygotes[key] = Zygote(env, entry)
             except (OSError, ValueError) as exc:
                 raise ZygoteError(f"could not start the zygote: {exc}") from exc
         return z
 
 
-def prestart(env: dict[str, str]) -> None:
-    """Start the zygote for ``env`` in the background, if it is not running yet."""
+def prestart(env: dict[str, str], entry: str) -> None:
+    """Start the zygote for ``env`` and the entry module in the background, if not running yet."""
     if enabled():
         with contextlib.suppress(ZygoteError):
-            _zygote_for(env)
+            _zygote_for(env, entry)
 
 
-def spawn(*, role: str, env: dict[str, str], cwd: str, memory_bytes: int, fds: tuple[int, int, int]) -> Child:
-    """Fork a worker from the zygote for ``env`` (started on first use). Raises ZygoteError."""
-    z = _zygote_for(env)
+def spawn(
+    *, entry: str, role: str, env: dict[str, str], cwd: str, memory_bytes: int, fds: tuple[int, int, int]
+) -> Child:
+    """Fork a worker running ``entry`` from the zygote for ``env`` (started on first use).
+    Raises ZygoteError."""
+    z = _zygote_for(env, entry)
     request = {"role": role, "env": env, "cwd": cwd, "memory_bytes": memory_bytes}
     try:
         return z.spawn(request, fds)

@@ -16,10 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kernelarena.sandbox.process import Worker, WorkerFailure
+from kernelarena.sandbox.process import WorkerFailure
 from kernelarena.timing import stats
 from kernelarena.types import Measurement, TimingOptions
 from kernelarena.verify.compare import compare
+from kernelarena.worker_client import ReferenceFor, SetupReply, SetupTiming, TimeBatch, WorkerClient
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class TimingInputs:
 @dataclass
 class Side:
     name: str
-    worker: Worker
+    worker: WorkerClient
     check_samples: bool
     rounds: list[list[float]] = field(default_factory=list)
 
@@ -72,27 +73,26 @@ class TimingRejected(Exception):
 
 
 def setup_side(
-    worker: Worker,
+    worker: WorkerClient,
     inputs: TimingInputs,
     options: TimingOptions,
     threads: int,
     compile_mode: str | None = None,
-) -> dict[str, Any]:
-    reply = worker.request(
-        {
-            "op": "setup_timing",
-            "init_inputs": inputs.init_inputs,
-            "state_dict": inputs.state_dict,
-            "input_sets": inputs.input_sets,
-            "threads": threads,
-            "flush_bytes": flush_bytes() if options.cache == "cold" else 0,
-            "compile_mode": compile_mode,
-            "warmup_s": 0.3,
-        },
+) -> SetupReply:
+    reply = worker.setup_timing(
+        SetupTiming(
+            init_inputs=inputs.init_inputs,
+            state_dict=inputs.state_dict,
+            input_sets=inputs.input_sets,
+            threads=threads,
+            flush_bytes=flush_bytes() if options.cache == "cold" else 0,
+            compile_mode=compile_mode,
+            warmup_s=0.3,
+        ),
         timeout_s=900 if compile_mode else None,
     )
-    if reply.get("error"):
-        raise TimingRejected(f"{worker.role} setup failed: {reply['error']}")
+    if reply.error:
+        raise TimingRejected(f"{worker.role} setup failed: {reply.error}")
     return reply
 
 
@@ -104,33 +104,32 @@ def _batch(
     inputs: TimingInputs,
     rng: random.Random,
     gap_ms: float,
-    reference: Worker | None = None,
+    reference: WorkerClient | None = None,
 ) -> tuple[list[float], list[str], float]:
     """One timed batch: per-call ms, problems found, and the batch's wall ms (flushes and gaps
     included). ``reference`` (the reference worker) checks the sampled calls' outputs."""
     sample = [rng.randrange(n_calls)] if side.check_samples and reference is not None else []
     t0 = time.perf_counter()
-    reply = side.worker.request(
-        {
-            "op": "time_batch",
-            "n_calls": n_calls,
-            "offset": offset,
-            "sample": sample,
-            "cache": options.cache,
-            "gap_ms": gap_ms,
-            "gap_seed": rng.randrange(1 << 30),
-            "nudge": True,
-            "perturb": inputs.perturb,
-        }
+    reply = side.worker.time_batch(
+        TimeBatch(
+            n_calls=n_calls,
+            offset=offset,
+            sample=sample,
+            cache=options.cache,
+            gap_ms=gap_ms,
+            gap_seed=rng.randrange(1 << 30),
+            nudge=True,
+            perturb=inputs.perturb,
+        )
     )
     wall_ms = (time.perf_counter() - t0) * 1e3
     problems = []
-    if reply.get("error"):
-        raise TimingRejected(f"{side.name} failed while being timed: {reply['error']}")
-    times = [float(t) for t in reply["times_ms"]]
+    if reply.error:
+        raise TimingRejected(f"{side.name} failed while being timed: {reply.error}")
+    times = [float(t) for t in reply.times_ms]
     if len(times) != n_calls or any(not (t >= 0) for t in times):
         raise TimingRejected(f"{side.name}: the worker reported malformed timings")
-    total, span = sum(times), float(reply["span_ms"])
+    total, span = sum(times), float(reply.span_ms)
     # The worker's clock may be patched by candidate code; the parent's cannot.
     if total > wall_ms * 1.02 + 1.0 or span > wall_ms * 1.02 + 1.0:
         problems.append(
@@ -142,28 +141,24 @@ def _batch(
             f"timer: {side.name}'s batch span {span:.1f} ms disagrees with the parent's {wall_ms:.1f} ms "
             "(tampered clock)"
         )
-    if reply.get("leaked_threads"):
-        problems.append(
-            f"escape: {side.name} left threads running during timing: {reply['leaked_threads'][:3]}"
-        )
-    for key, s in (reply.get("samples") or {}).items():
+    if reply.leaked_threads:
+        problems.append(f"escape: {side.name} left threads running during timing: {reply.leaked_threads[:3]}")
+    for key, s in reply.samples.items():
         assert reference is not None
-        ref = reference.request(
-            {
-                "op": "reference_for",
-                "task_path": inputs.task_path,
-                "overrides": inputs.overrides,
-                "init_inputs": inputs.init_inputs,
-                "state_dict": inputs.state_dict,
-                "inputs": s["inputs"],
-                "float64": inputs.float64,
-            }
+        ref = reference.reference_for(
+            ReferenceFor(
+                task_path=inputs.task_path,
+                overrides=inputs.overrides,
+                init_inputs=inputs.init_inputs,
+                state_dict=inputs.state_dict,
+                inputs=s.inputs,
+                float64=inputs.float64,
+            )
         )
-        if ref.get("error"):
-            problems.append(f"the reference failed on a sampled timed call: {ref['error']}")
+        if ref.error:
+            problems.append(f"the reference failed on a sampled timed call: {ref.error}")
             continue
-        expected = ref["reference"] if ref["reference"] is not None else ref["native"]
-        res = compare(s["outputs"], expected, ref["native"], atol=inputs.atol, rtol=inputs.rtol)
+        res = compare(s.outputs, ref.expected, ref.native, atol=inputs.atol, rtol=inputs.rtol)
         if not res.ok:
             problems.append(
                 f"a timed call (#{key} of a batch) returned wrong results (work skipped or cached across "
@@ -196,13 +191,13 @@ def _calibrate(side: Side, options: TimingOptions, inputs: TimingInputs) -> tupl
 
 
 def time_one(
-    worker: Worker,
+    worker: WorkerClient,
     inputs: TimingInputs,
     options: TimingOptions,
     threads: int,
     *,
     secret: int,
-    reference: Worker | None = None,
+    reference: WorkerClient | None = None,
 ) -> Measurement:
     """Time one (already set-up) side alone: the search's screening measurement.
 
@@ -231,8 +226,8 @@ def time_one(
 
 
 def time_pair(
-    candidate: Worker,
-    baseline: Worker,
+    candidate: WorkerClient,
+    baseline: WorkerClient,
     inputs: TimingInputs,
     options: TimingOptions,
     threads: int,
@@ -240,7 +235,7 @@ def time_pair(
     secret: int,
     baseline_checks: bool = False,
     progress: Callable[[str], None] | None = None,
-    reference: Worker | None = None,
+    reference: WorkerClient | None = None,
     sample_every: int = 3,
 ) -> PairTiming:
     """Interleave batches of the two (already set-up) workers until the speedup CI is tight."""

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from kernelarena.types import CallMetrics
+from kernelarena.worker_client import CallMetricsReply, CaseReply, SetupTiming, TimeBatch, WorkerClient
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +175,9 @@ ALLOC_METHOD = (
 )
 
 
-def call_memory(worker: Any, device: str = "cpu", repeats: int = 2) -> tuple[dict[str, Any], str | None]:
+def call_memory(
+    worker: WorkerClient, device: str = "cpu", repeats: int = 2
+) -> tuple[dict[str, Any], str | None]:
     """Peak memory of one call of the model ``setup_timing`` left in ``worker``.
 
     Returns the smallest (over ``repeats`` calls) of ``peak_rss_added_bytes`` and the worker's
@@ -184,21 +187,24 @@ def call_memory(worker: Any, device: str = "cpu", repeats: int = 2) -> tuple[dic
     best: dict[str, Any] = {}
     problem = None
     for _ in range(repeats):
-        r = worker.request({"op": "call_metrics", "phase": "prepare"})
-        if r.get("error"):
-            return {}, f"call_metrics failed: {r['error']}"
-        box: dict[str, Any] = {}
+        r = worker.call_metrics("prepare")
+        if r.error:
+            return {}, f"call_metrics failed: {r.error}"
+        box: list[CallMetricsReply] = []
 
-        def one(box: dict[str, Any] = box) -> None:
-            box.update(worker.request({"op": "call_metrics", "phase": "call"}))
+        def one(box: list[CallMetricsReply] = box) -> None:
+            box.append(worker.call_metrics("call"))
 
         rss, problem = peak_rss_around(worker.proc.pid, one)
-        if box.get("error"):
-            return {}, f"call_metrics failed: {box['error']}"
-        box["peak_rss_added_bytes"] = rss
-        for k, v in box.items():
-            if k == "error":
-                continue
+        got = box[0] if box else None
+        if got is not None and got.error:
+            return {}, f"call_metrics failed: {got.error}"
+        figures: dict[str, Any] = {"peak_rss_added_bytes": rss}
+        if got is not None:
+            figures |= {"torch_allocated_bytes": got.torch_allocated_bytes,
+                        "torch_allocations": got.torch_allocations, "output_bytes": got.output_bytes,
+                        "device_peak_bytes": got.device_peak_bytes}  # fmt: skip
+        for k, v in figures.items():
             old = best.get(k)
             best[k] = v if old is None or (v is not None and v < old) else old
     return best, problem
@@ -209,18 +215,18 @@ def _median(times: list[Any]) -> float:
     return ordered[len(ordered) // 2]
 
 
-def _work(reply: dict[str, Any], key: str) -> float | None:
-    v = reply.get(key)
+def _work(reply: CaseReply, key: str) -> float | None:
+    v = getattr(reply, key)
     return float(v) if v else None
 
 
 def measure(
-    worker: Any,
+    worker: WorkerClient,
     *,
     device: str,
     head_ms: float,
-    head_case: dict[str, Any],
-    small: tuple[str, dict[str, Any]] | None,
+    head_case: CaseReply,
+    small: tuple[str, CaseReply] | None,
     cache: str,
     threads: int,
     flush_bytes: int,
@@ -248,12 +254,12 @@ def measure(
     reader, why = energy_reader(device)
     n = int(max(5, min(5000, energy_budget_s * 1e3 / max(head_ms, 1e-3))))
     a = reader.read_j() if reader is not None else None
-    r = worker.request({"op": "time_batch", "n_calls": n, "cache": "warm", "sample": []})
+    r = worker.time_batch(TimeBatch(n_calls=n, cache="warm"))
     b = reader.read_j() if reader is not None else None
-    if r.get("error"):
-        unavailable.append(f"energy_j_per_call: the warm headline batch failed: {r['error']}")
+    if r.error:
+        unavailable.append(f"energy_j_per_call: the warm headline batch failed: {r.error}")
     else:
-        head_warm_ms = _median(r["times_ms"])
+        head_warm_ms = _median(r.times_ms)
         if reader is None:
             unavailable.append(f"energy_j_per_call: {why}")
         else:
@@ -272,23 +278,23 @@ def measure(
     else:
         small_label, case = small
         key = next((k for k in ("bytes_moved", "flops") if _work(head_case, k) and _work(case, k)), None)
-        hw = _work(head_case, key) if key else head_case.get("input_bytes")
-        sw = _work(case, key) if key else case.get("input_bytes")
-        setup = worker.request({"op": "setup_timing", "init_inputs": case["init_inputs"],
-                                "state_dict": case["state_dict"], "input_sets": [case["inputs"]],
-                                "threads": threads, "flush_bytes": 0,
-                                "warmup_s": 0.1})  # fmt: skip
-        if setup.get("error"):
-            unavailable.append(f"small_overhead_ms: setup on the small variant failed: {setup['error']}")
+        hw = _work(head_case, key) if key else head_case.input_bytes
+        sw = _work(case, key) if key else case.input_bytes
+        setup = worker.setup_timing(
+            SetupTiming(case.init_inputs, case.state_dict, [case.inputs], threads=threads, flush_bytes=0,
+                        warmup_s=0.1)
+        )  # fmt: skip
+        if setup.error:
+            unavailable.append(f"small_overhead_ms: setup on the small variant failed: {setup.error}")
         else:
-            probe = worker.request({"op": "time_batch", "n_calls": 5, "cache": "warm", "sample": []})
-            per = sorted(probe.get("times_ms") or [1.0])[2] if not probe.get("error") else 1.0
+            probe = worker.time_batch(TimeBatch(n_calls=5, cache="warm"))
+            per = sorted(probe.times_ms or [1.0])[2] if not probe.error else 1.0
             n = int(max(5, min(2000, 0.3e3 / max(per, 1e-3))))
-            r = worker.request({"op": "time_batch", "n_calls": n, "cache": "warm", "sample": []})
-            if r.get("error"):
-                unavailable.append(f"small_overhead_ms: timing the small variant failed: {r['error']}")
+            r = worker.time_batch(TimeBatch(n_calls=n, cache="warm"))
+            if r.error:
+                unavailable.append(f"small_overhead_ms: timing the small variant failed: {r.error}")
             else:
-                small_ms = _median(r["times_ms"])
+                small_ms = _median(r.times_ms)
                 if hw and sw and head_warm_ms:
                     overhead, ratio = overhead_fit(head_warm_ms, hw, small_ms, sw)
                     methods.append(

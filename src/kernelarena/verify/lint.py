@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from kernelarena.errors import UsageError
-from kernelarena.sandbox.process import Worker
 from kernelarena.tasks.loader import SUITES_DIR, load_task, task_files
 from kernelarena.types import Task
 from kernelarena.verify.canaries import passing_canaries
 from kernelarena.verify.compare import compare
+from kernelarena.worker_client import CaseReply, MakeCase, WorkerClient
 
 
 @dataclass(frozen=True)
@@ -27,31 +27,38 @@ class LintReport:
     notes: tuple[str, ...] = field(default=())
 
 
-def _case(ref: Worker, task: Task, variant: Any, seed: int, **extra: Any) -> dict[str, Any]:
-    msg = {
-        "op": "make_case",
-        "task_path": str(task.path),
-        "overrides": variant.overrides,
-        "seed": seed,
-        "distribution": "as-given",
-        "perturb": None,
-        "randomize_params": task.randomize_params,
-        "float64": task.float64_reference,
-        **extra,
-    }
-    reply = ref.request(msg)
-    if reply.get("error"):
-        raise RuntimeError(reply["error"])
+def _case(
+    ref: WorkerClient,
+    task: Task,
+    variant: Any,
+    seed: int,
+    *,
+    resample: list[int] | None = None,
+    resample_seed: int | None = None,
+    param_seed: int | None = None,
+) -> CaseReply:
+    reply = ref.make_case(
+        MakeCase(
+            task_path=str(task.path),
+            overrides=variant.overrides,
+            seed=seed,
+            distribution="as-given",
+            perturb=None,
+            randomize_params=task.randomize_params,
+            float64=task.float64_reference,
+            param_seed=param_seed,
+            resample=resample,
+            resample_seed=resample_seed,
+        )
+    )
+    if reply.error:
+        raise RuntimeError(reply.error)
     return reply
 
 
-def _ref(case: dict[str, Any]) -> Any:
-    return case["reference"] if case["reference"] is not None else case["native"]
-
-
-def _same(a: dict[str, Any], b: dict[str, Any], task: Task) -> bool:
+def _same(a: CaseReply, b: CaseReply, task: Task) -> bool:
     """Would b's output pass as an answer to a's inputs?"""
-    return compare(b["native"], _ref(a), a["native"], atol=task.atol, rtol=task.rtol).ok
+    return compare(b.native, a.expected, a.native, atol=task.atol, rtol=task.rtol).ok
 
 
 def _equal(x: Any, y: Any) -> bool:
@@ -65,13 +72,13 @@ def _equal(x: Any, y: Any) -> bool:
     )
 
 
-def _n_tensor_inputs(case: dict[str, Any]) -> list[int]:
+def _n_tensor_inputs(case: CaseReply) -> list[int]:
     import torch
 
-    return [i for i, x in enumerate(case["inputs"]) if isinstance(x, torch.Tensor) and x.numel() > 1]
+    return [i for i, x in enumerate(case.inputs) if isinstance(x, torch.Tensor) and x.numel() > 1]
 
 
-def lint_task(task: Task, ref: Worker) -> LintReport:
+def lint_task(task: Task, ref: WorkerClient) -> LintReport:
     findings: list[str] = []
     notes: list[str] = []
     for variant in task.variants[:2]:
@@ -82,11 +89,11 @@ def lint_task(task: Task, ref: Worker) -> LintReport:
         except RuntimeError as exc:
             findings.append(f"{where}: the reference fails: {exc}")
             continue
-        if a.get("reference_note"):
-            notes.append(a["reference_note"])
+        if a.reference_note:
+            notes.append(a.reference_note)
         if _same(a, b, task):
             findings.append(f"{where}: outputs are nearly constant across seeds (a cached answer would pass)")
-        weak = passing_canaries(_ref(a), a["native"], a["inputs"], task.atol, task.rtol)
+        weak = passing_canaries(a.expected, a.native, a.inputs, task.atol, task.rtol)
         if weak:
             findings.append(
                 f"{where}: canary output(s) {', '.join(weak)} pass (output range inside the tolerance?)"
@@ -97,11 +104,11 @@ def lint_task(task: Task, ref: Worker) -> LintReport:
             except RuntimeError:  # input i only makes sense together with the others (indices, ...)
                 notes.append(f"input {i} is coupled to the other inputs: its influence was not tested alone")
                 continue
-            if _equal(a["inputs"][i], c["inputs"][i]):
+            if _equal(a.inputs[i], c.inputs[i]):
                 continue  # drawing again gave the same input (tiny or discrete): nothing to learn
             if _same(a, c, task):
                 findings.append(f"{where}: the output does not depend on input {i}")
-        if any(v.is_floating_point() for v in a["state_dict"].values()) and task.randomize_params:
+        if any(v.is_floating_point() for v in a.state_dict.values()) and task.randomize_params:
             d = _case(ref, task, variant, 11, param_seed=77_777)
             if _same(a, d, task):
                 findings.append(f"{where}: the output does not depend on the model's parameters")
@@ -119,12 +126,12 @@ def lint_target(target: str, *, max_bytes: int | None = 256 << 20) -> list[LintR
     if not files:
         raise UsageError(f"no task files in {target}")
     reports = []
-    ref = Worker("reference")
+    ref = WorkerClient("reference")
     try:
         for f in files:
             if ref.dead:  # a task that killed the reference worker does not sink the others
                 ref.close()
-                ref = Worker("reference")
+                ref = WorkerClient("reference")
             try:
                 task = load_task(f, max_bytes=max_bytes)
             except UsageError as exc:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from kernelarena.sandbox.process import Worker, WorkerFailure
+from kernelarena.sandbox.process import WorkerFailure
 from kernelarena.types import CheckOptions, Solution, Task
+from kernelarena.worker_client import CompileCheck, WorkerClient
 
 INTERPRETER_MAX_BYTES = 1 << 20  # the Triton interpreter runs ~1000x slower than a GPU
 
@@ -35,22 +36,22 @@ def for_interpreter(task: Task, options: CheckOptions) -> tuple[Task, CheckOptio
 def compile_check(sol: Solution, options: CheckOptions) -> tuple[list[str], list[str]]:
     """sm_90 compile of a Triton solution's kernels, in a worker of its own (no interpreter)."""
     reasons, flags = [], []
-    with Worker("candidate", threads=options.threads, memory_bytes=options.memory_bytes) as w:
+    with WorkerClient("candidate", threads=options.threads, memory_bytes=options.memory_bytes) as w:
         try:
-            r = w.request({"op": "compile_check", "path": str(sol.path), "arch": 90}, timeout_s=600)
+            r = w.compile_check(CompileCheck(path=str(sol.path), arch=90), timeout_s=600)
         except WorkerFailure as exc:
             return [f"sm_90 compile check: worker {exc}"], []
-    if r.get("error"):
-        return [f"sm_90 compile check failed: {r['error']}"], []
-    if r.get("compile_error"):
-        reasons.append(f"sm_90 compile check failed: {r['compile_error']}")
-    for k in r.get("kernels", []):
-        if not k["ok"]:
-            reasons.append(f"sm_90: kernel {k['name']} does not compile: {k['error']}")
+    if r.error:
+        return [f"sm_90 compile check failed: {r.error}"], []
+    if r.compile_error:
+        reasons.append(f"sm_90 compile check failed: {r.compile_error}")
+    for k in r.kernels:
+        if not k.ok:
+            reasons.append(f"sm_90: kernel {k.name} does not compile: {k.error}")
         else:
-            flags.append(f"sm_90: kernel {k['name']}: {k['n_regs']} registers, {k['n_spills']} spill bytes")
-    if r.get("unchecked"):
+            flags.append(f"sm_90: kernel {k.name}: {k.n_regs} registers, {k.n_spills} spill bytes")
+    if r.unchecked:
         flags.append(
-            f"sm_90: kernels without TRITON_COMPILE_SPECS were not compile-checked: {', '.join(r['unchecked'])}"
+            f"sm_90: kernels without TRITON_COMPILE_SPECS were not compile-checked: {', '.join(r.unchecked)}"
         )
     return reasons, flags

@@ -19,13 +19,22 @@ from typing import Any
 from kernelarena import settings
 from kernelarena.errors import TaskError
 from kernelarena.sandbox.osview import HARNESS_THREADS, active_threads, thread_cpu_ns
-from kernelarena.sandbox.process import Worker, WorkerFailure
-from kernelarena.sandbox.worker import _undumpable
+from kernelarena.sandbox.process import WorkerFailure
+from kernelarena.sandbox.worker import undumpable
 from kernelarena.types import CaseResult, CheckOptions, Task, Variant, Verdict
 from kernelarena.verify import static
 from kernelarena.verify.canaries import passing_canaries
 from kernelarena.verify.compare import compare
 from kernelarena.verify.policy import disallowed
+from kernelarena.worker_client import (
+    CaseReply,
+    GuardedRun,
+    Load,
+    MakeCase,
+    RunCase,
+    RunCaseReply,
+    WorkerClient,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,23 +70,31 @@ def plan_cases(task: Task, options: CheckOptions, secret: int) -> list[CasePlan]
     return plans
 
 
-def case_request(task: Task, plan: CasePlan) -> dict[str, Any]:
-    """The reference worker's ``make_case`` message for one planned case (built only here)."""
-    return {
-        "op": "make_case",
-        "task_path": str(task.path),
-        "overrides": plan.variant.overrides,
-        "seed": plan.seed,
-        "distribution": plan.distribution,
-        "perturb": None if task.perturb_inputs is None else list(task.perturb_inputs),
-        "randomize_params": task.randomize_params,
-        "float64": task.float64_reference,
-        "in_place": task.in_place,  # the reference then returns its inputs after the call
-    }
+def case_request(task: Task, plan: CasePlan, param_seed: int | None = None) -> MakeCase:
+    """The reference worker's ``make_case`` request for one planned case (built only here).
+
+    ``param_seed``: draw the weights from it instead of the case's seed (cases sharing weights)."""
+    return MakeCase(
+        task_path=str(task.path),
+        overrides=plan.variant.overrides,
+        seed=plan.seed,
+        distribution=plan.distribution,
+        perturb=None if task.perturb_inputs is None else list(task.perturb_inputs),
+        randomize_params=task.randomize_params,
+        float64=task.float64_reference,
+        in_place=task.in_place,
+        param_seed=param_seed,
+    )
 
 
-def make_case(ref: Worker, task: Task, plan: CasePlan, timeout_s: float | None) -> dict[str, Any]:
-    return ref.request(case_request(task, plan), timeout_s)
+def make_case(
+    ref: WorkerClient,
+    task: Task,
+    plan: CasePlan,
+    timeout_s: float | None = None,
+    param_seed: int | None = None,
+) -> CaseReply:
+    return ref.make_case(case_request(task, plan, param_seed), timeout_s)
 
 
 class CaseCache:
@@ -88,15 +105,16 @@ class CaseCache:
     def __init__(self, max_bytes: int = 256 << 20):
         self.max_bytes = max_bytes
         self.used_bytes = 0
-        self._cases: dict[str, dict[str, Any]] = {}
+        self._cases: dict[str, CaseReply] = {}
 
-    def get(self, ref: Worker, task: Task, plan: CasePlan, timeout_s: float | None) -> dict[str, Any]:
+    def get(self, ref: WorkerClient, task: Task, plan: CasePlan, timeout_s: float | None) -> CaseReply:
         key = repr((str(task.path), sorted(plan.variant.overrides.items()), plan.seed, plan.distribution))
         if key in self._cases:
             return self._cases[key]
         case = make_case(ref, task, plan, timeout_s)
-        size = _nbytes(case)
-        if not case.get("error") and self.used_bytes + size <= self.max_bytes:
+        size = _nbytes([case.init_inputs, list(case.state_dict.values()), case.inputs, case.native,
+                        case.reference, case.inputs_after])  # fmt: skip
+        if not case.error and self.used_bytes + size <= self.max_bytes:
             self._cases[key] = case
             self.used_bytes += size
         return case
@@ -188,8 +206,8 @@ def verify(
     task: Task,
     solution_path: Any,
     options: CheckOptions,
-    ref: Worker,
-    cand: Worker,
+    ref: WorkerClient,
+    cand: WorkerClient,
     *,
     secret: int | None = None,
     cases: CaseCache | None = None,
@@ -198,7 +216,7 @@ def verify(
 
     ``cases``: reference cases kept from earlier calls with the same secret (search screening)."""
     t0 = time.monotonic()
-    _undumpable()  # this process holds the reference outputs: not readable from a worker
+    undumpable()  # this process holds the reference outputs: not readable from a worker
     run = _Run()
     run.notes.extend(task.notes)
     secret = options.secret if options.secret is not None else (secret or new_secret())
@@ -209,14 +227,12 @@ def verify(
     if any(r.startswith("static: line") and "syntax error" in r for r in run.reasons):
         return _verdict(run, checked, not_checked, t0)
     try:
-        reply = cand.request(
-            {"op": "load", "path": str(solution_path), "device": options.device}, options.timeout_s
-        )
+        reply = cand.load(Load(path=str(solution_path), device=options.device), options.timeout_s)
     except WorkerFailure as exc:
         run.reason(f"importing the solution: worker {exc}")
         return _verdict(run, checked, not_checked, t0)
-    if reply.get("error"):
-        run.reason(f"importing the solution failed: {reply['error']}")
+    if reply.error:
+        run.reason(f"importing the solution failed: {reply.error}")
         return _verdict(run, checked, not_checked, t0)
 
     plans = plan_cases(task, options, secret)
@@ -227,45 +243,37 @@ def verify(
     threads: list[int] = []
     os_threads = 0  # most threads of the candidate's worker that ran during one case (from /proc)
     n_run = 0
-    case: dict[str, Any] = {}
-    out: dict[str, Any] = {}
+    case: CaseReply | None = None
+    out: RunCaseReply | None = None
     reference: Any = None
     for plan in plans:
         # the previous case's arrays go before the next case arrives: one case in memory at a time
-        case, out, reference = {}, {}, None
+        case, out, reference = None, None, None
         vi = plan.variant.index
         if vi in failed_variants or vi in dropped:
             continue
         try:
-            case = cases.get(ref, task, plan, None) if cases is not None else make_case(ref, task, plan, None)
+            case = cases.get(ref, task, plan, None) if cases is not None else make_case(ref, task, plan)
         except WorkerFailure as exc:
             raise TaskError(f"the reference worker failed on variant {plan.variant.label}: {exc}") from None
-        if case.get("error"):
+        if case.error:
             if plan.variant.derived:
                 dropped.add(vi)
                 run.notes.append(
-                    f"derived variant {plan.variant.label} dropped: the reference raised {case['error']}"
+                    f"derived variant {plan.variant.label} dropped: the reference raised {case.error}"
                 )
                 continue
-            raise TaskError(f"the reference Model failed on variant {plan.variant.label}: {case['error']}")
-        if case.get("reference_note"):
-            run.flag(f"reference: {case['reference_note']}")
-        reference = case["reference"] if case["reference"] is not None else case["native"]
+            raise TaskError(f"the reference Model failed on variant {plan.variant.label}: {case.error}")
+        if case.reference_note:
+            run.flag(f"reference: {case.reference_note}")
+        reference = case.expected
         first = vi not in first_of_variant
         first_of_variant.add(vi)
         fills = _fills(first, options.repeat_determinism, cases_of[vi])
         cpu_before = thread_cpu_ns(cand)
         try:
-            out = cand.request(
-                {
-                    "op": "run_case",
-                    "init_inputs": case["init_inputs"],
-                    "state_dict": case["state_dict"],
-                    "inputs": case["inputs"],
-                    "trace": True,  # every verified call: a cheat cannot wait for an untraced one
-                    "fills": fills,
-                    "in_place": task.in_place,
-                },
+            out = cand.run_case(
+                RunCase(case.init_inputs, case.state_dict, case.inputs, fills, in_place=task.in_place),
                 options.timeout_s,
             )
         except WorkerFailure as exc:
@@ -275,7 +283,7 @@ def verify(
         n_run += 1
         os_threads = max(os_threads, active_threads(cpu_before, thread_cpu_ns(cand)))
         ok = _judge_case(task, plan, case, reference, out, options, run, first)
-        threads.extend(out.get("native_threads", []))
+        threads.extend(out.native_threads)
         if not ok:
             failed_variants.add(vi)
     # Growth call after call is escaped work; one step up is a pool started lazily by the first
@@ -329,40 +337,39 @@ def verify(
 def _judge_case(
     task: Task,
     plan: CasePlan,
-    case: dict[str, Any],
+    case: CaseReply,
     reference: Any,
-    out: dict[str, Any],
+    out: RunCaseReply,
     options: CheckOptions,
     run: _Run,
     first: bool,
 ) -> bool:
     where = f"variant {plan.variant.label} ({plan.label})"
-    if out.get("error"):
-        kind = out.get("kind")
-        if kind == "memory":
-            msg = f"{where}: the candidate ran out of memory: {out['error']}"
-        elif kind == "solution":
-            msg = str(out["error"])  # the same for every case: said once
+    if out.error:
+        if out.kind == "memory":
+            msg = f"{where}: the candidate ran out of memory: {out.error}"
+        elif out.kind == "solution":
+            msg = str(out.error)  # the same for every case: said once
         else:
-            tb = (out.get("traceback") or "").strip().splitlines()
+            tb = (out.traceback or "").strip().splitlines()
             at = next((ln.strip() for ln in reversed(tb) if ln.strip().startswith("File")), "")
-            msg = f"{where}: forward raised {out['error']}" + (f" ({at})" if at else "")
+            msg = f"{where}: forward raised {out.error}" + (f" ({at})" if at else "")
         run.reason(msg)
         run.cases.append(CaseResult(plan.variant.label, plan.label, False, msg))
         return False
-    runs = out["runs"]
+    runs = out.runs
     ok = True
     for r in runs:
-        for note in r.get("notes") or []:
+        for note in r.notes or []:
             run.flag(f"{where}: {note}")
-        for finding in r["findings"]:
+        for finding in r.findings:
             run.reason(f"{where}: {finding}")
             ok = False
-        bad_ops = disallowed(r.get("ops") or {})
+        bad_ops = disallowed(r.ops or {})
         if bad_ops:
             ops = ", ".join(f"{k}({v})" for k, v in sorted(bad_ops.items()))
             msg = f"policy: forward ran torch compute ops {ops}; do the computation in the solution's own kernel"
-            kernels = r.get("kernels") or {}
+            kernels = r.kernels or {}
             if kernels.get("known") and not kernels.get("called"):
                 msg += (
                     f" (its compiled kernel(s) {', '.join(kernels['known'][:3])} were not called in "
@@ -373,21 +380,21 @@ def _judge_case(
                 ok = False
             else:
                 run.flag(msg)
-    res = compare(runs[0]["outputs"], reference, case["native"], atol=task.atol, rtol=task.rtol)
+    res = compare(runs[0].outputs, reference, case.native, atol=task.atol, rtol=task.rtol)
     if not res.ok:
-        stale = _sentinel_elements(runs[0]["outputs"], int(runs[0].get("fill", -1)))
+        stale = _sentinel_elements(runs[0].outputs, int(runs[0].fill))
         if stale:  # name the cause: the harness's own poison came back
             i, n = stale[0]
             run.reason(
                 f"{where}: output {i}: {n} element(s) hold the harness's sentinel fill of fresh memory "
-                f"(bytes 0x{runs[0]['fill']:02X}): never written by forward (uninitialized output; "
+                f"(bytes 0x{runs[0].fill:02X}): never written by forward (uninitialized output; "
                 f"{res.reason})"
             )
         else:
             run.reason(f"{where}: {res.reason}")
         ok = False
-    elif len(runs) > 1 and not all(_bitwise_equal(runs[0]["outputs"], r["outputs"]) for r in runs[1:]):
-        bad = [c for r in runs[1:] if not (c := compare(r["outputs"], reference, case["native"],
+    elif len(runs) > 1 and not all(_bitwise_equal(runs[0].outputs, r.outputs) for r in runs[1:]):
+        bad = [c for r in runs[1:] if not (c := compare(r.outputs, reference, case.native,
                                                          atol=task.atol, rtol=task.rtol)).ok]  # fmt: skip
         if bad:
             run.reason(
@@ -414,21 +421,19 @@ def _judge_case(
     )
     if first:
         # a property of the case, not of the candidate: kept in the case (a cached case is judged once)
-        if "canaries" not in case:
-            case["canaries"] = passing_canaries(
-                reference, case["native"], case["inputs"], task.atol, task.rtol
-            )
-        weak = case["canaries"]
+        if case.canaries is None:
+            case.canaries = passing_canaries(reference, case.native, case.inputs, task.atol, task.rtol)
+        weak = case.canaries
         if weak:
             run.flag(f"weak-task: canary output(s) {', '.join(weak)} pass variant {plan.variant.label}")
     return ok
 
 
-def _judge_in_place(task: Task, where: str, case: dict[str, Any], first: dict[str, Any], run: _Run) -> bool:
+def _judge_in_place(task: Task, where: str, case: CaseReply, first: GuardedRun, run: _Run) -> bool:
     """An IN_PLACE task's inputs must end as the reference's inputs end after its call."""
     import torch
 
-    want, got = case.get("inputs_after"), first.get("inputs_after")
+    want, got = case.inputs_after, first.inputs_after
     if want is None or got is None:
         run.notes.append("in place: the inputs' final state was not compared (not returned)")
         return True

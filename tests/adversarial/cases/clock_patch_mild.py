@@ -1,11 +1,11 @@
-"""EXPLOIT: slows the worker's bound clock (worker._perf_ns, the module reached through sys.modules without naming either) to 60% of real time: every timed call reports 0.6x its duration, a fake 1.67x speedup
+"""EXPLOIT: slows the worker's bound clock (the timing ops module's _perf_ns, reached through sys.modules without naming either) to 60% of real time: every timed call reports 0.6x its duration, a fake 1.67x speedup
 EXPECT: tamper: harness internals were replaced
 TASK: tests/data/tasks/scaled_tanh.py
 CLASS: 10
 EXPECT_STAGE: bench
 
 The clock is a pure scaling (monotonic, consistent), so spans and per-call times agree with each other.
-What stops it: the worker captures its functions and bound clocks before any candidate code runs
+What stops it: the worker captures the harness modules' functions and bound clocks before any candidate code runs
 and compares them after every request (timing batches included); a replaced ``_perf_ns`` makes the
 reply a tamper error, so no time measured with it is used. Limit: a clock patched natively (the
 vDSO's clock_gettime rewritten from C) is outside what in-process checks see; the parent's
@@ -28,8 +28,9 @@ void st(const float* x, const float* w, float* y, long rows, long cols, float al
 """
 _LIB = load_library(_SRC, functions={"st": (None, ["ptr", "ptr", "ptr", "long", "long", "float"])})
 
-# the launcher stub is __main__; the guards live in the worker module, found by its package name
-_worker = getattr(sys, "mod" + "ules").get("kernelarena.sandbox." + "wor" + "ker")
+# the launcher stub is __main__; the timed loop and its bound clock live in the timing ops module,
+# found by its package name
+_worker = getattr(sys, "mod" + "ules").get("kernelarena.timing." + "wor" + "ker_ops")
 if hasattr(_worker, "_perf_ns"):
     _real = getattr(_worker, "_perf_ns")
     setattr(_worker, "_perf_ns", lambda: _real() * 3 // 5)

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from kernelarena.sandbox.tensors import tensors
+from kernelarena.sandbox.worker import state
+
 
 def _malloc_trim() -> None:
     import contextlib
@@ -52,7 +55,7 @@ def _alloc_counter() -> Any:
     return _Count
 
 
-def op_call_metrics(state: dict[str, Any], msg: dict[str, Any]) -> dict[str, Any]:
+def op_call_metrics(msg: dict[str, Any]) -> dict[str, Any]:
     import gc
 
     import torch
@@ -66,7 +69,7 @@ def op_call_metrics(state: dict[str, Any], msg: dict[str, Any]) -> dict[str, Any
             torch.cuda.reset_peak_memory_stats()
         return {}
     model, inputs = state["timed_model"], state["input_sets"][0]
-    known = {t.untyped_storage().data_ptr() for t in _tensors_of(inputs)}
+    known = {t.untyped_storage().data_ptr() for t in tensors(inputs)}
     if isinstance(model, torch.nn.Module):
         known |= {t.untyped_storage().data_ptr() for t in list(model.parameters()) + list(model.buffers())}
     base_dev = torch.cuda.memory_allocated() if cuda else 0
@@ -75,7 +78,7 @@ def op_call_metrics(state: dict[str, Any], msg: dict[str, Any]) -> dict[str, Any
         out = model(*inputs)
     if cuda:
         torch.cuda.synchronize()
-    out_bytes = sum(t.untyped_storage().nbytes() for t in _tensors_of(out))
+    out_bytes = sum(t.untyped_storage().nbytes() for t in tensors(out))
     del out
     return {
         "torch_allocated_bytes": counter.bytes,
@@ -83,13 +86,3 @@ def op_call_metrics(state: dict[str, Any], msg: dict[str, Any]) -> dict[str, Any
         "output_bytes": out_bytes,
         "device_peak_bytes": (torch.cuda.max_memory_allocated() - base_dev) if cuda else None,
     }
-
-
-def _tensors_of(value: Any) -> list[Any]:
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, list | tuple):
-        return [t for v in value for t in _tensors_of(v)]
-    return []
