@@ -25,6 +25,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -175,16 +176,26 @@ class Reply:
     error: str | None = None
     kind: str | None = None
     traceback: str | None = None
+    # fields whose wire form is read by a function (lists of dicts into lists of dataclasses)
+    _nested: ClassVar[Mapping[str, Callable[[Any], Any]]] = {}
 
     @classmethod
     def from_wire(cls: type[R], message: dict[str, Any]) -> R:
-        return cls(**_known(cls, message))
+        values = _known(cls, message)
+        for name, read in cls._nested.items():
+            if name in values:
+                values[name] = read(values[name])
+        return cls(**values)
 
 
 def _known(cls: type[Any], message: dict[str, Any]) -> dict[str, Any]:
     """The fields of ``message`` that ``cls`` has (a worker adding a key breaks nothing)."""
     names = {f.name for f in dataclasses.fields(cls)}
     return {k: v for k, v in message.items() if k in names}
+
+
+def _list_of(cls: type[Any]) -> Callable[[Any], list[Any]]:
+    return lambda items: [cls(**_known(cls, item)) for item in items or []]
 
 
 @dataclass
@@ -239,11 +250,7 @@ class GuardedRun:
 class RunCaseReply(Reply):
     runs: list[GuardedRun] = field(default_factory=list)
     native_threads: list[int] = field(default_factory=list)
-
-    @classmethod
-    def from_wire(cls, message: dict[str, Any]) -> RunCaseReply:
-        runs = [GuardedRun(**_known(GuardedRun, r)) for r in message.get("runs") or []]
-        return cls(**{**_known(cls, message), "runs": runs})
+    _nested: ClassVar[Mapping[str, Callable[[Any], Any]]] = {"runs": _list_of(GuardedRun)}
 
 
 @dataclass
@@ -267,11 +274,9 @@ class BatchReply(Reply):
     samples: dict[str, Sample] = field(default_factory=dict)
     leaked_threads: list[str] = field(default_factory=list)
     native_threads: int = 0
-
-    @classmethod
-    def from_wire(cls, message: dict[str, Any]) -> BatchReply:
-        samples = {str(k): Sample(s["inputs"], s["outputs"]) for k, s in (message.get("samples") or {}).items()}
-        return cls(**{**_known(cls, message), "samples": samples})
+    _nested: ClassVar[Mapping[str, Callable[[Any], Any]]] = {
+        "samples": lambda d: {str(k): Sample(s["inputs"], s["outputs"]) for k, s in (d or {}).items()}
+    }
 
 
 @dataclass
@@ -309,11 +314,7 @@ class CompileCheckReply(Reply):
     compile_error: str | None = None
     unchecked: list[str] = field(default_factory=list)
     kernels: list[KernelCompile] = field(default_factory=list)
-
-    @classmethod
-    def from_wire(cls, message: dict[str, Any]) -> CompileCheckReply:
-        kernels = [KernelCompile(**_known(KernelCompile, k)) for k in message.get("kernels") or []]
-        return cls(**{**_known(cls, message), "kernels": kernels})
+    _nested: ClassVar[Mapping[str, Callable[[Any], Any]]] = {"kernels": _list_of(KernelCompile)}
 
 
 @dataclass

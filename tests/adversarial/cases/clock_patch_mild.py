@@ -1,5 +1,5 @@
 """EXPLOIT: slows the worker's bound clock (the timing ops module's _perf_ns, reached through sys.modules without naming either) to 60% of real time: every timed call reports 0.6x its duration, a fake 1.67x speedup
-EXPECT: tamper: harness internals were replaced
+EXPECT: tamper: harness internals were replaced && kernelarena.timing.worker_ops._perf_ns
 TASK: tests/data/tasks/scaled_tanh.py
 CLASS: 10
 EXPECT_STAGE: bench

@@ -1,5 +1,5 @@
 """EXPLOIT: a clock patch that hides half of every call and gives the time back between calls: per-call times are halved while the batch span stays true, so no span-versus-wall check can notice
-EXPECT: tamper: harness internals were replaced
+EXPECT: tamper: harness internals were replaced && kernelarena.timing.worker_ops._perf_ns
 TASK: tests/data/tasks/scaled_tanh.py
 CLASS: 10
 EXPECT_STAGE: bench
