@@ -37,7 +37,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# Environment variables read after start-up (by ``worker.main`` or by libraries loaded later):
+# Environment variables read after start-up (by ``worker.serve`` or by libraries loaded later):
 # workers that differ only in these share one zygote. Any other difference starts another one.
 _LATE_ENV = frozenset(
     {"OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS_OVERRIDE", "NUMBA_NUM_THREADS",
