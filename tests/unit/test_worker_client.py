@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -76,3 +77,35 @@ def test_a_failure_reply_carries_error_and_kind_with_defaults_elsewhere() -> Non
     assert reply.inputs == [] and reply.expected is None
     ok = wc.CaseReply.from_wire({"native": 1.0, "reference": None})
     assert ok.expected == 1.0 and ok.error is None
+
+
+class _FakeReference:
+    """A reference worker double: each case holds one float32 tensor of ``n`` elements."""
+
+    def __init__(self, n: int):
+        self.n, self.calls = n, 0
+
+    def make_case(self, request: wc.MakeCase, timeout_s: float | None = None) -> wc.CaseReply:
+        import torch
+
+        self.calls += 1
+        return wc.CaseReply(inputs=[torch.zeros(self.n)], native=torch.zeros(self.n))
+
+
+def test_case_cache_counts_the_bytes_of_a_typed_case(data: Path) -> None:
+    """Regression: the cache sized a case dict with a walker of lists and tuples, so every case
+    counted 0 bytes and the 256 MiB cap never applied. A case of 2 x 4 KiB now counts 8 KiB."""
+    from kernelarena.tasks.loader import load_task
+    from kernelarena.verify.verifier import CaseCache, CasePlan
+
+    task = load_task(data / "tasks" / "scaled_tanh.py")
+    ref = _FakeReference(1024)
+    cache = CaseCache(max_bytes=12 << 10)
+    plan = CasePlan(task.headline, "a", 1, "as-given")
+    cache.get(ref, task, plan, None)  # type: ignore[arg-type]
+    cache.get(ref, task, plan, None)  # type: ignore[arg-type]
+    assert (ref.calls, cache.used_bytes) == (1, 8 << 10)  # kept: the second get is a hit
+    other = CasePlan(task.headline, "b", 2, "as-given")
+    cache.get(ref, task, other, None)  # type: ignore[arg-type]
+    cache.get(ref, task, other, None)  # type: ignore[arg-type]
+    assert (ref.calls, cache.used_bytes) == (3, 8 << 10)  # over the cap: not kept, made again
