@@ -23,9 +23,10 @@ import sys
 import traceback
 import types
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from kernelarena import settings
 from kernelarena.sandbox import protocol
 
 Op = Callable[[dict[str, Any]], dict[str, Any]]
@@ -47,7 +48,7 @@ class Program:
     ops: Mapping[str, Op]
     modules: tuple[types.ModuleType, ...] = ()
     setup: Callable[[str], None] = lambda role: None
-    pinned: Callable[[], dict[str, Any]] = field(default=lambda: {})
+    pinned: Callable[[], dict[str, Any]] = dict
 
 
 def op_ping(msg: dict[str, Any]) -> dict[str, Any]:
@@ -159,7 +160,7 @@ def serve(argv: list[str], program: Program) -> int:
     state["role"] = role
     import torch
 
-    torch.set_num_threads(int(os.environ.get("KARENA_THREADS", "1")))
+    torch.set_num_threads(settings.num_threads())  # the parent sets KARENA_THREADS (worker_env)
     if role == "reference":  # holds reference outputs: not readable via /proc/PID/mem or ptrace
         undumpable()
     if role == "candidate" and not _drop_ptrace_capability():
