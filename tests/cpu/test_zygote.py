@@ -103,3 +103,26 @@ def test_off_switch_starts_fresh_interpreters(monkeypatch: pytest.MonkeyPatch) -
     with WorkerClient("candidate", threads=1) as w:
         assert not isinstance(w.proc, zygote.Child)
         assert w.ping(60).pid == w.proc.pid
+
+
+PRINTS_PRELOAD = """
+import sys
+print("PRELOAD", "torch._dynamo" in sys.modules, "kernelarena.worker_entry" in sys.modules, flush=True)
+import torch.nn as nn
+
+class ModelNew(nn.Module):
+    def forward(self, x):
+        return x
+"""
+
+
+def test_forked_workers_start_with_the_entry_preloaded(tmp_path: Path) -> None:
+    """The zygote imports the worker's entry module and runs its ``preload()`` (the dispatch-mode
+    path, which imports torch._dynamo: ~2.5 s of CPU per worker otherwise) before forking."""
+    sol = tmp_path / "prints_preload.py"
+    sol.write_text(PRINTS_PRELOAD)
+    with WorkerClient("candidate", threads=1) as w:
+        assert isinstance(w.proc, zygote.Child)
+        assert not w.load(Load(path=str(sol)), 60).error
+        line = next(ln for ln in w.output_tail(20).splitlines() if ln.startswith("PRELOAD"))
+    assert line.split()[1:] == ["True", "True"], line
