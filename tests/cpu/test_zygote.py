@@ -126,3 +126,15 @@ def test_forked_workers_start_with_the_entry_preloaded(tmp_path: Path) -> None:
         assert not w.load(Load(path=str(sol)), 60).error
         line = next(ln for ln in w.output_tail(20).splitlines() if ln.startswith("PRELOAD"))
     assert line.split()[1:] == ["True", "True"], line
+
+
+def test_one_zygote_serves_workers_that_differ_only_in_harness_settings() -> None:
+    # a test's temporary paths or the harness's own KARENA_* settings are applied in the child at
+    # fork; only what shapes the interpreter or the preload's imports selects another zygote
+    from kernelarena.sandbox.zygote import _key
+
+    base = {"PYTHONPATH": "/src", "HOME": "/root"}
+    assert _key({**base, "KARENA_LLM_CONFIG": "/tmp/a.toml"}, "m") == _key(base, "m")
+    assert _key({**base, "KARENA_THREADS": "1", "OMP_NUM_THREADS": "1"}, "m") == _key(base, "m")
+    assert _key({**base, "PYTHONPATH": "/other"}, "m") != _key(base, "m")
+    assert _key({**base, "NUMBA_THREADING_LAYER": "omp"}, "m") != _key(base, "m")

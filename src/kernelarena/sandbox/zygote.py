@@ -305,8 +305,20 @@ _zygotes: dict[tuple[str, tuple[tuple[str, str], ...]], Zygote] = {}
 _lock = threading.Lock()
 
 
+# Variables that shape the interpreter or what the preload imports (library paths, allocator,
+# torch/numba/OpenMP configuration read at import): a zygote serves only workers that agree on
+# them. Every other variable (the harness's own settings, paths of a test's temporary folder) is
+# applied in the child at fork, so it does not start a second zygote.
+_IMPORT_ENV_PREFIXES = (
+    "PYTHON", "LD_", "MALLOC_", "GLIBC_", "TORCH", "NUMBA", "OMP_", "GOMP_", "KMP_", "MKL", "OPENBLAS",
+    "CUDA", "NVIDIA_", "TRITON", "PATH",
+)  # fmt: skip
+
+
 def _key(env: dict[str, str], entry: str) -> tuple[str, tuple[tuple[str, str], ...]]:
-    return entry, tuple(sorted((k, v) for k, v in env.items() if k not in _LATE_ENV))
+    return entry, tuple(
+        sorted((k, v) for k, v in env.items() if k not in _LATE_ENV and k.startswith(_IMPORT_ENV_PREFIXES))
+    )
 
 
 def _zygote_for(env: dict[str, str], entry: str) -> Zygote:
