@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 CASES_DIR = HERE / "cases"
 KEYS = ("EXPLOIT", "EXPECT", "TASK", "CLASS", "EXPECT_STAGE", "THREADS", "GAP")
-DISTRIBUTIONS = ("as-given", "scaled", "outliers")
+DISTRIBUTIONS = CheckOptions().distributions  # the defaults: as-given, signed, scaled, outliers
 # warm: a cold-cache flush per call makes tiny kernels take ~100x the budget (see README)
 TIMING = TimingOptions(budget_s=0.5, min_rounds=3, max_rounds=6, cache="warm")
 
