@@ -10,9 +10,10 @@ its timed median there. A kernel whose timed speed came from results reused acro
 keyed on a fingerprint that the one-element nudge between timed calls misses, work skipped on
 repeated inputs) takes its honest time, many times the timed median: rejected.
 
-Limit: a cheat that memoizes only after it has seen an input set more than once, or only in
-batches longer than this check's, is not told apart by this check (the sampled checks of timed
-calls and the nudge remain).
+Limit: it runs only when the time is implausible; a memo that gains less is left to the nudge and
+the sampled checks of timed calls. On never-seen inputs a kernel can only be fast by skipping work:
+a fast median needs two of the three fresh calls to skip, and the one checked call is one of them
+with probability 2/3 (or more).
 """
 
 from __future__ import annotations
