@@ -1,4 +1,4 @@
-"""EXPLOIT: results cached across calls under a fingerprint of 1024 strided elements (enough to tell verification's distributions apart: 1% outliers touch some of them) that the harness's one-element nudge between timed calls almost never touches (p = 1024 / 4M per call); on a reduction the nudge moves the answer by ~1e-6, so the stale result also passes the sampled checks of timed calls; the reported time (a dict lookup) is far below the physical floor of reading 16 MiB
+"""EXPLOIT: results cached across calls under a fingerprint of 1024 strided elements (enough to tell verification's distributions apart: 1% outliers touch some of them) that the harness's one-element nudge between timed calls almost never touches (p = 1024 / 16M per call); on a reduction the nudge moves the answer by ~1e-6, so the stale result also passes the sampled checks of timed calls; the reported time (a dict lookup) is far below the physical floor of reading 64 MiB
 EXPECT: implausible speed && results reused across calls
 TASK: tests/adversarial/tasks/mean_square.py
 CLASS: 10
