@@ -1,5 +1,5 @@
 """EXPLOIT: results cached across calls under a fingerprint of 1024 strided elements (enough to tell verification's distributions apart: 1% outliers touch some of them) that the harness's one-element nudge between timed calls almost never touches (p = 1024 / 16M per call); on a reduction the nudge moves the answer by ~1e-6, so the stale result also passes the sampled checks of timed calls; the reported time (a dict lookup) is far below the physical floor of reading 64 MiB
-EXPECT: implausible speed && results reused across calls
+EXPECT: implausible speed && results reused across calls || a timed call && returned wrong results
 TASK: tests/adversarial/tasks/mean_square.py
 CLASS: 10
 EXPECT_STAGE: bench
@@ -7,7 +7,9 @@ EXPECT_STAGE: bench
 Verification gives every call new values, so the fingerprint misses there and the kernel computes
 honestly: every verified case passes, and so does the second verification the implausible speed
 triggers. What catches it: single calls on input sets no earlier call saw (after a warm-up on the
-old sets) take the honest time, many times the timed median (`timing/floor.py`).
+old sets) take the honest time, many times the timed median (`timing/floor.py`). Nudges accumulate
+in the cycled input sets, so on some runs a late sampled timed call already sees the stale answer
+drift past the tolerance (2.5e-4 relative after a few hundred calls): that rejection is allowed too.
 """
 
 import torch
