@@ -377,10 +377,15 @@ def _timed(
             reasons.append(
                 f"implausible speed ({why}) and re-verification failed: {'; '.join(again.reasons[:2])}"
             )
+        elif reused := _speed_on_fresh_inputs(t, inputs, ref, cand, pair.candidate.median_ms, topts, threads):
+            reasons.append(f"implausible speed ({why}): {reused}")
         else:
             # A profile measured on a busy machine underestimates the peaks, so the roofline alone
-            # never rejects: it triggers the second verification and is reported.
-            flags.append(f"implausible speed ({why}); re-verified with a fresh secret: pass")
+            # never rejects: it triggers the second verification and the fresh-input timing.
+            flags.append(
+                f"implausible speed ({why}); re-verified with a fresh secret and timed on never-seen "
+                "inputs: pass"
+            )
     return BenchResult(
         verdict=verdict,
         baseline_kind=baseline,
@@ -396,6 +401,29 @@ def _timed(
         bytes_moved=bytes_moved,
         metrics=call_metrics,
     )
+
+
+def _speed_on_fresh_inputs(
+    t: Task,
+    inputs: timing.TimingInputs,
+    ref: WorkerClient,
+    cand: WorkerClient,
+    timed_median_ms: float,
+    topts: TimingOptions,
+    threads: int,
+) -> str | None:
+    """Why an implausible time came from results reused across calls, or None (timing/floor.py)."""
+    from kernelarena.timing import floor
+
+    secret = new_secret()
+    try:
+        fresh = pipeline.timing_inputs(ref, t, floor.FRESH_SETS, secret)
+        times, problems = floor.fresh_input_ms(cand, ref, inputs, fresh, topts, threads, secret)
+    except (timing.TimingRejected, WorkerFailure) as exc:
+        return f"timing on never-seen inputs failed: {exc}"
+    if problems:
+        return f"on never-seen inputs: {problems[0]}"
+    return floor.reused_results(timed_median_ms, times)
 
 
 def _best_compile_mode(

@@ -216,6 +216,7 @@ class CaseReply(Reply):
     reference: Any = None
     reference_dtype: str = "native"
     reference_note: str | None = None
+    distribution_note: str | None = None  # sign flips left out where the reference turned non-finite
     inputs_after: list[Any] | None = None
     flops: float | None = None
     bytes_moved: float | None = None

@@ -78,7 +78,9 @@ def setup_side(
     options: TimingOptions,
     threads: int,
     compile_mode: str | None = None,
+    warmup_s: float = 0.3,
 ) -> SetupReply:
+    """Send the weights and input sets; the worker then warms up (at least 3 calls, ``warmup_s``)."""
     reply = worker.setup_timing(
         SetupTiming(
             init_inputs=inputs.init_inputs,
@@ -87,7 +89,7 @@ def setup_side(
             threads=threads,
             flush_bytes=flush_bytes() if options.cache == "cold" else 0,
             compile_mode=compile_mode,
-            warmup_s=0.3,
+            warmup_s=warmup_s,
         ),
         timeout_s=900 if compile_mode else None,
     )

@@ -266,6 +266,9 @@ def verify(
             raise TaskError(f"the reference Model failed on variant {plan.variant.label}: {case.error}")
         if case.reference_note:
             run.flag(f"reference: {case.reference_note}")
+        note = case.distribution_note
+        if note and (note := f"variant {plan.variant.label}: {note}") not in run.notes:
+            run.notes.append(note)
         reference = case.expected
         first = vi not in first_of_variant
         first_of_variant.add(vi)

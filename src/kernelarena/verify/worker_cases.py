@@ -39,30 +39,6 @@ def _redraw(model: Any, seed: int) -> None:
                 t.copy_((t.double() * u + 0.1 * scale * n).to(t.dtype))
 
 
-def _perturb(inputs: list[Any], distribution: str, allowed: list[int] | None, seed: int) -> list[Any]:
-    import torch
-
-    if distribution == "as-given":
-        return inputs
-    gen = torch.Generator().manual_seed(seed)
-    out = list(inputs)
-    for i, x in enumerate(inputs):
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.numel() == 0:
-            continue
-        if allowed is not None and i not in allowed:
-            continue
-        if distribution == "scaled":
-            out[i] = x * 8.0
-        elif distribution == "outliers":
-            mask = torch.rand(x.shape, generator=gen) < 0.01
-            y = x.clone()
-            y[mask] = y[mask] * 32.0
-            out[i] = y
-        else:
-            raise ValueError(f"unknown input distribution {distribution!r}")
-    return out
-
-
 def _float64_copies(inputs: list[Any]) -> list[Any]:
     """Inputs for the float64 reference: one private copy each (a model may write its inputs).
 
@@ -86,6 +62,8 @@ def op_make_case(msg: dict[str, Any]) -> dict[str, Any]:
 
     import torch
 
+    from kernelarena.verify.distributions import perturb_case  # sign flips where the reference stays finite
+
     module = exec_task(msg["task_path"], msg["overrides"])
     seed = int(msg["seed"])
     torch.manual_seed(seed)
@@ -100,7 +78,7 @@ def op_make_case(msg: dict[str, Any]) -> dict[str, Any]:
         torch.manual_seed(int(msg["resample_seed"]))
         other = _as_list(module.get_inputs())
         inputs = [other[i] if i in msg["resample"] else x for i, x in enumerate(inputs)]
-    inputs = _perturb(inputs, msg["distribution"], msg.get("perturb"), seed + 2)
+    inputs, dist_note = perturb_case(model, inputs, msg["distribution"], msg.get("perturb"), seed + 2)
     call_inputs = [x.clone() if isinstance(x, torch.Tensor) else x for x in inputs]
     with torch.no_grad():
         native = model(*call_inputs)
@@ -113,6 +91,7 @@ def op_make_case(msg: dict[str, Any]) -> dict[str, Any]:
         "reference_dtype": "native",
         "flops": None,
         "bytes_moved": None,
+        "distribution_note": dist_note,
     }
     if msg.get("in_place"):  # what an IN_PLACE task leaves in its inputs (compared by the checker)
         reply["inputs_after"] = call_inputs

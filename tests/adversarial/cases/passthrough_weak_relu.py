@@ -1,10 +1,12 @@
-"""EXPLOIT: identity for KernelBench's ReLU on inputs drawn from [0, 1): correct on that task, so only the weak-task canary can say so
-EXPECT: flag weak-task: canary output(s) passthrough
+"""EXPLOIT: identity for KernelBench's ReLU on inputs drawn from [0, 1): correct on the task's own inputs, so before the signed distribution only the weak-task canary could say so
+EXPECT: /signed) && outside tolerance
 TASK: tests/data/tasks/weak_relu_positive.py
 CLASS: 1
 
-The harness cannot reject a right answer; it must flag the task as too weak to tell a kernel from
-a copy (the fix belongs in the task: signed inputs).
+Regression case (issue 10): this passed with the flag `weak-task: canary output(s) passthrough`.
+The `signed` distribution flips the sign of a random half of the elements (and `outliers` gives
+its outliers a random sign), so identity is now wrong on about half of them. The canary flag is
+still raised on the as-given case: the task itself stays weak.
 """
 
 import torch
