@@ -54,16 +54,19 @@ JUDGE_KEY = "ONE concrete fix"  # a substring of every judge prompt (routes scri
 CHECK = {"seeds": 1}
 TIMING = {"budget_s": 0.3, "min_rounds": 3, "max_rounds": 8, "input_sets": 1, "threads": 1}
 
-_MEMO: dict[tuple[str, str], dict] = {}
+_MEMO: dict[tuple[str, str, str], dict] = {}
 EVALUATIONS: list[str] = []  # code hashes really evaluated in this test session
 
 
 def memo_evaluate(task, path, opts):  # type: ignore[no-untyped-def]
-    """The real evaluator (sandboxed check + bench), run once per distinct (task, code) per test
-    session: several tests script the same replies, re-verifying identical code adds nothing."""
+    """The real evaluator (sandboxed check + bench), run once per distinct (task, code, options)
+    per test session: several tests script the same replies, re-verifying identical code adds
+    nothing. The options are part of the key: the CLI tests time with 2 threads and another budget,
+    and a speedup measured that way must not stand in for the 1-thread one the loop tests compare."""
     import hashlib
 
-    key = (str(task.path), hashlib.sha256(Path(path).read_bytes()).hexdigest())
+    measured = (getattr(opts, "check_options", None), getattr(opts, "timing_options", None))
+    key = (str(task.path), hashlib.sha256(Path(path).read_bytes()).hexdigest(), repr(measured))
     if key not in _MEMO:
         EVALUATIONS.append(key[1])
         _MEMO[key] = _real_evaluate(task, path, opts)
