@@ -24,7 +24,7 @@ from kernelarena.store.keys import make_key
 from kernelarena.timing import bench as timing
 from kernelarena.types import CheckOptions, EvalOutcome, Task, TimingOptions, Variant
 from kernelarena.verify.verifier import CaseCache, new_secret, verify
-from kernelarena.worker_client import Load, WorkerClient
+from kernelarena.worker_client import Load, WorkerClient, prestart_workers
 
 # screening: short, few rounds (ranking among many configs); ranking: the bench timer, shorter budget
 SCREEN_TIMING = TimingOptions(budget_s=0.6, min_rounds=3, max_rounds=3)
@@ -72,8 +72,9 @@ class TuningSession:
         check_options: CheckOptions | None = None,
         rank_options: TimingOptions | None = None,
     ):
-        self.task = screening_task(pipeline.as_task(task, max_bytes), shape, check)
         self.threads = threads or settings.num_threads()
+        prestart_workers(self.threads)  # the zygote imports torch while the task loads
+        self.task = screening_task(pipeline.as_task(task, max_bytes), shape, check)
         self.topts = timing_options or SCREEN_TIMING
         self.rank_topts = rank_options or RANK_TIMING
         self.secret = new_secret()

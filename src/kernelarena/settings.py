@@ -37,6 +37,16 @@ def build_cache_dir() -> Path:
     return Path(base) / "kernelarena" / "builds"
 
 
+def footprint_cache_dir() -> Path:
+    """Per-task memory footprints measured on the meta device (``KARENA_FOOTPRINT_CACHE``, default
+    next to the build cache), keyed by the task file's hash, so scaling a task is measured once."""
+    explicit = os.environ.get("KARENA_FOOTPRINT_CACHE")
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "kernelarena" / "footprints"
+
+
 def worker_timeout_s() -> float:
     """Wall-clock limit for one request to a sandboxed worker (``KARENA_WORKER_TIMEOUT_S``)."""
     return float(_env("KARENA_WORKER_TIMEOUT_S", "120"))

@@ -10,7 +10,7 @@ import pytest
 pytestmark = [pytest.mark.cpu, pytest.mark.timeout(600)]
 
 
-def tune(db: Path, out: Path, n: int) -> dict:
+def tune(db: Path, out: Path, n: int, rank_top: int = 1) -> dict:
     p = subprocess.run(
         [
             sys.executable,
@@ -27,8 +27,9 @@ def tune(db: Path, out: Path, n: int) -> dict:
             str(out),
             "--db",
             str(db),
+            # the ranking's logic is unit-tested (test_search_loop); one config keeps this fast
             "--rank-top",
-            "1",  # the ranking's logic is unit-tested (test_search_loop); one config keeps this fast
+            str(rank_top),
             "--json",
         ],
         capture_output=True,
@@ -40,16 +41,16 @@ def tune(db: Path, out: Path, n: int) -> dict:
 
 def test_tune_resumes_and_verifies_winner(tmp_path: Path) -> None:
     db, out = tmp_path / "k.db", tmp_path / "best.py"
-    first = tune(db, out, 3)
-    assert first["evaluations"] == 3 and first["winner_verdict"] == "pass"
+    first = tune(db, out, 2)
+    assert first["evaluations"] == 2 and first["winner_verdict"] == "pass"
     assert first["best_speedup"] > 0 and first["best_config"]["template"] == "rmsnorm"
     assert {"best_speedup", "best_config", "evaluations", "history"} <= set(first)
     # the reported figure is the interleaved ranking's (issue 11: screening figures did not repeat)
     lo, hi = first["best_speedup_ci"]
     assert len(first["ranking"]) == 1 and lo <= first["best_speedup"] <= hi
     assert out.exists() and "class ModelNew" in out.read_text()
-    second = tune(db, out, 3)  # continues: the 3 stored configs are reused, 3 new ones measured
-    assert second["reused"] >= 3 and second["evaluations"] == 3
+    second = tune(db, out, 2, rank_top=0)  # continues: the 2 stored configs are reused, 2 new measured
+    assert second["reused"] >= 2 and second["evaluations"] == 2
     measured = [
         json.dumps(h["config"], sort_keys=True)
         for h in first["history"] + second["history"]

@@ -111,3 +111,49 @@ def test_scaling_keeps_equal_sizes_equal(tmp_path: Path) -> None:
     m = exec_task_module(path, overrides)
     model = m.Model()
     assert model(*m.get_inputs()).shape == ()  # the scaled task still runs
+
+
+COUNTING = """
+import torch
+import torch.nn as nn
+
+class Model(nn.Module):
+    def forward(self, x):
+        with open({log!r}, "a") as f:  # one line per forward actually run
+            f.write("ran\\n")
+        return x * 2
+
+n = {n}
+
+def get_inputs():
+    return [torch.rand(n, n)]
+
+def get_init_inputs():
+    return []
+"""
+
+
+@pytest.mark.timeout(60)
+def test_footprints_are_measured_once_per_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A meta-device forward costs ~0.3 ms per op (hgrn's 1024-step loop: ~3 s a call, ~20 calls per
+    load), so footprints are cached by task source + overrides, in memory and on disk."""
+    from kernelarena.tasks import loader
+
+    monkeypatch.setenv("KARENA_FOOTPRINT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(loader, "_footprints", {})
+    log, path = tmp_path / "forward.log", tmp_path / "counting.py"
+    path.write_text(COUNTING.format(log=str(log), n=64))
+    runs = lambda: len(log.read_text().splitlines()) if log.exists() else 0  # noqa: E731
+
+    assert loader.footprint_bytes(path, {}) == (2 * 64 * 64 * 4, True)
+    assert loader.footprint_bytes(path, {}) == (2 * 64 * 64 * 4, True) and runs() == 1
+    assert loader.footprint_bytes(path, {"n": 32}) == (2 * 32 * 32 * 4, True) and runs() == 2
+    monkeypatch.setattr(loader, "_footprints", {})  # a new process: the disk cache answers
+    assert loader.footprint_bytes(path, {"n": 32}) == (2 * 32 * 32 * 4, True) and runs() == 2
+    path.write_text(COUNTING.format(log=str(log), n=16))  # an edited task is measured again
+    assert loader.footprint_bytes(path, {}) == (2 * 16 * 16 * 4, True) and runs() == 3
+    # a corrupt cache file is ignored, not trusted
+    for f in (tmp_path / "cache").iterdir():
+        f.write_text('{"{}": [1, "yes"]}')
+    monkeypatch.setattr(loader, "_footprints", {})
+    assert loader.footprint_bytes(path, {}) == (2 * 16 * 16 * 4, True) and runs() == 4

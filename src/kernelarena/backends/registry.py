@@ -55,7 +55,8 @@ def _imported_names(tree: ast.AST) -> dict[str, str]:
     return aliases
 
 
-def _dotted(node: ast.AST) -> str | None:
+def dotted_name(node: ast.AST) -> str | None:
+    """``a.b.c`` for a chain of attribute accesses on a name; None for anything else."""
     parts: list[str] = []
     while isinstance(node, ast.Attribute):
         parts.append(node.attr)
@@ -77,7 +78,7 @@ def referenced_names(source: str) -> set[str]:
     names: set[str] = set(aliases.values())
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute | ast.Name):
-            dotted = _dotted(node)
+            dotted = dotted_name(node)
             if dotted is None:
                 continue
             head, _, rest = dotted.partition(".")

@@ -16,7 +16,7 @@ from kernelarena.tasks.loader import SUITES_DIR, load_task, task_files
 from kernelarena.types import Task
 from kernelarena.verify.canaries import passing_canaries
 from kernelarena.verify.compare import compare
-from kernelarena.worker_client import CaseReply, MakeCase, WorkerClient
+from kernelarena.worker_client import CaseReply, MakeCase, WorkerClient, prestart_workers
 
 
 @dataclass(frozen=True)
@@ -126,12 +126,10 @@ def lint_target(target: str, *, max_bytes: int | None = 256 << 20) -> list[LintR
     if not files:
         raise UsageError(f"no task files in {target}")
     reports = []
-    ref = WorkerClient("reference")
+    prestart_workers()  # the zygote imports torch while the first task loads
+    ref: WorkerClient | None = None
     try:
         for f in files:
-            if ref.dead:  # a task that killed the reference worker does not sink the others
-                ref.close()
-                ref = WorkerClient("reference")
             try:
                 task = load_task(f, max_bytes=max_bytes)
             except UsageError as exc:
@@ -139,6 +137,10 @@ def lint_target(target: str, *, max_bytes: int | None = 256 << 20) -> list[LintR
                     raise
                 reports.append(LintReport(f.stem, str(f), (f"does not load: {exc}",)))
                 continue
+            if ref is None or ref.dead:  # a task that killed the reference worker does not sink the others
+                if ref is not None:
+                    ref.close()
+                ref = WorkerClient("reference")
             try:
                 reports.append(lint_task(task, ref))
             except Exception as exc:  # one broken task never hides the others' reports
@@ -146,7 +148,8 @@ def lint_target(target: str, *, max_bytes: int | None = 256 << 20) -> list[LintR
                     LintReport(task.name, str(task.path), (f"lint failed: {type(exc).__name__}: {exc}",))
                 )
     finally:
-        ref.close()
+        if ref is not None:
+            ref.close()
     return reports
 
 

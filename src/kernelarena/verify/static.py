@@ -19,6 +19,8 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
+from kernelarena.backends.registry import dotted_name as _dotted
+
 ALLOWED_TORCH = frozenset(
     {
         "empty", "empty_like", "empty_strided", "zeros", "zeros_like", "ones", "ones_like", "full",
@@ -136,17 +138,6 @@ def _jit_decorator(node: ast.AST) -> bool:
     """``@njit``, ``@numba.jit(cache=True)``, ``@vectorize([...])``: a numba-compiled function."""
     name = _dotted(node.func if isinstance(node, ast.Call) else node) or ""
     return name.rsplit(".", 1)[-1] in JIT_DECORATORS and not name.startswith("torch")
-
-
-def _dotted(node: ast.AST) -> str | None:
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-        return ".".join(reversed(parts))
-    return None
 
 
 _Function = ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda

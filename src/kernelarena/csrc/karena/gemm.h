@@ -27,18 +27,14 @@
 #include <immintrin.h>
 #endif
 
-#if defined(__AVX512F__)
-#define KG_VW 16
+#include "vmath.h" /* the vector type, its width and the path (KV_VW, KV_ISA), exp */
+
+#define KG_VW KV_VW
+#define KG_ISA KV_ISA
+#if KV_VW == 16
 #define KG_MR 12
-#define KG_ISA "avx512"
-#elif defined(__AVX2__) && defined(__FMA__)
-#define KG_VW 8
-#define KG_MR 6
-#define KG_ISA "avx2"
 #else
-#define KG_VW 4
 #define KG_MR 6
-#define KG_ISA "generic"
 #endif
 #define KG_NR (2 * KG_VW)
 #ifndef KG_KC /* K depth of a packed block: B micro-panel (KC x NR) plus A micro-panel near L1 size */
@@ -426,31 +422,12 @@ static inline void kg_stream_fence(void) {
 }
 
 /* ---- epilogue helpers: vector select/max and exp on kg_vf (for activations, log-sum-exp) ---- */
-typedef int kg_vi __attribute__((vector_size(KG_VW * 4)));
+typedef kv_i kg_vi;
 
-static inline kg_vf kg_sel(kg_vi m, kg_vf a, kg_vf b) { return (kg_vf)((m & (kg_vi)a) | (~m & (kg_vi)b)); }
-static inline kg_vf kg_max(kg_vf a, kg_vf b) { return kg_sel(a > b, a, b); }
-
-/* exp(x), |rel err| < 2 ulp on [-87, 88], clamped outside (Cody-Waite reduction, degree-6
-   polynomial, 2^n through the exponent bits) */
-static inline kg_vf kg_exp(kg_vf x) {
-  const kg_vf lo = (kg_vf){0} - 87.0f, hi = (kg_vf){0} + 88.0f;
-  x = kg_max(x, lo);
-  x = kg_sel(x > hi, hi, x);
-  const kg_vf big = (kg_vf){0} + 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-  const kg_vf n = (x * 1.44269504088896341f + big) - big;
-  kg_vf r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  kg_vf y = (kg_vf){0} + 1.9875691500e-4f;
-  y = y * r + 1.3981999507e-3f;
-  y = y * r + 8.3334519073e-3f;
-  y = y * r + 4.1665795894e-2f;
-  y = y * r + 1.6666665459e-1f;
-  y = y * r + 5.0000001201e-1f;
-  y = y * (r * r) + (r + 1.0f);
-  const kg_vi e = (__builtin_convertvector(n, kg_vi) + 127) << 23;
-  return y * (kg_vf)e;
-}
+static inline kg_vf kg_sel(kg_vi m, kg_vf a, kg_vf b) { return kv_sel(m, a, b); }
+static inline kg_vf kg_max(kg_vf a, kg_vf b) { return kv_max(a, b); }
+/* exp(x), < 2 ulp on [-87, 88], clamped outside: vmath.h's kv_exp_fast */
+static inline kg_vf kg_exp(kg_vf x) { return kv_exp_fast(x); }
 
 /* silu(g) * u = g / (1 + exp(-g)) * u */
 static inline kg_vf kg_silu_mul(kg_vf g, kg_vf u) { return g / (1.0f + kg_exp(-g)) * u; }

@@ -124,9 +124,8 @@ static inline kv_f kv_rcp(kv_f d) {
 /* exp(x) for x in [-87, 88] (inputs clamped to it: no inf, nan or subnormal handling), < 2 ulp.
    Cody-Waite reduction x = n ln2 + r, degree-6 polynomial, 2^n through the exponent bits. The
    fastest form, for arguments known to be in range (softmax after max subtraction, etc.). */
-static inline kv_f kv_exp_fast(kv_f x) {
-  x = kv_max(x, kv_set1(-87.0f));
-  x = kv_min(x, kv_set1(88.0f));
+/* exp(r) for the reduced argument of x = n ln2 + r (n returned through *n_out), before scaling by 2^n */
+static inline kv_f kv__exp_reduced(kv_f x, kv_f* n_out) {
   const kv_f big = kv_set1(12582912.0f); /* 1.5 * 2^23: adding it rounds to an integer */
   const kv_f n = (x * 1.44269504088896341f + big) - big;
   kv_f r = x - n * 0.693359375f;
@@ -137,7 +136,15 @@ static inline kv_f kv_exp_fast(kv_f x) {
   y = y * r + 4.1665795894e-2f;
   y = y * r + 1.6666665459e-1f;
   y = y * r + 5.0000001201e-1f;
-  y = y * (r * r) + (r + 1.0f);
+  *n_out = n;
+  return y * (r * r) + (r + 1.0f);
+}
+
+static inline kv_f kv_exp_fast(kv_f x) {
+  x = kv_max(x, kv_set1(-87.0f));
+  x = kv_min(x, kv_set1(88.0f));
+  kv_f n;
+  const kv_f y = kv__exp_reduced(x, &n);
   const kv_i e = (__builtin_convertvector(n, kv_i) + 127) << 23;
   return y * (kv_f)e;
 }
@@ -146,17 +153,8 @@ static inline kv_f kv_exp_fast(kv_f x) {
    nan for nan; < 3 ulp. 2^n is applied as two factors so subnormal results round once more. */
 static inline kv_f kv_exp(kv_f x) {
   const kv_f xc = kv_min(kv_max(x, kv_set1(-104.0f)), kv_set1(88.75f));
-  const kv_f big = kv_set1(12582912.0f);
-  const kv_f n = (xc * 1.44269504088896341f + big) - big;
-  kv_f r = xc - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  kv_f y = kv_set1(1.9875691500e-4f);
-  y = y * r + 1.3981999507e-3f;
-  y = y * r + 8.3334519073e-3f;
-  y = y * r + 4.1665795894e-2f;
-  y = y * r + 1.6666665459e-1f;
-  y = y * r + 5.0000001201e-1f;
-  y = y * (r * r) + (r + 1.0f);
+  kv_f n;
+  kv_f y = kv__exp_reduced(xc, &n);
   const kv_i ni = __builtin_convertvector(n, kv_i);
   const kv_i n1 = ni >> 1, n2 = ni - n1; /* each in [-76, 65]: 2^n1, 2^n2 are normal floats */
   y = y * (kv_f)((n1 + 127) << 23) * (kv_f)((n2 + 127) << 23);
