@@ -319,10 +319,18 @@ def scale_to_fit(path: Path, overrides: dict[str, Any], max_bytes: int) -> tuple
     sizes, tuples = _slots(module)
     sys.modules.pop(module.__name__, None)
     relevant = {}  # only the globals that actually change the footprint are scaled
+    base_inputs = input_bytes(path, overrides)
     for k, v in sizes.items():
         if any(word in k.lower() for word in _NOT_SIZES):
             continue
-        probe, _ = footprint_bytes(path, _apply(overrides, {k: v * 2}, tuples))
+        doubled = _apply(overrides, {k: v * 2}, tuples)
+        # inputs are part of the footprint: when they grow, no forward pass is needed to know
+        # (a meta forward of a 1024-step loop costs seconds); otherwise the whole footprint decides
+        grown = input_bytes(path, doubled)
+        if base_inputs is not None and grown is not None and grown != base_inputs:
+            relevant[k] = v
+            continue
+        probe, _ = footprint_bytes(path, doubled)
         if probe is not None and probe != size:
             relevant[k] = v
     if not relevant:
