@@ -42,7 +42,7 @@ def _check_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, default=2, help="secret seeds per variant (default 2)")
     p.add_argument("--quick", action="store_true", help="fewer seeds and distributions (for iteration)")
     p.add_argument("--max-bytes", type=_size, default=-1,
-                   help="scale size globals down until a case (inputs, parameters, outputs) fits (e.g. 256M; default: a twentieth of "
+                   help="scale size globals down until a case (inputs, parameters, outputs) fits (e.g. 256M; default: 1/24 of "
                         "the machine's available memory, at most 1G)")  # fmt: skip
     p.add_argument("--threads", type=int, help="threads for kernels and torch (default: all cores)")
     p.add_argument("--timeout", type=float, help="seconds per worker request (default 120)")

@@ -56,6 +56,7 @@ PROGRAM = worker.Program(
     modules=(tensors, policy, worker_cases, worker_guards, worker_ops, call_metrics, sys.modules[__name__]),
     setup=worker_guards.setup,
     pinned=worker_guards.pinned,
+    bulky=frozenset({"make_case", "reference_for", "run_case", "call_metrics"}),
 )
 
 

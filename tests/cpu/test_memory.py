@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from kernelarena.sandbox.memory import AMPLIFICATION, RssSampler
+from kernelarena.tasks.loader import input_bytes, load_task
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "memory"
 TASK, SOLUTION = DATA / "relu_task.py", DATA / "relu_solution.py"
@@ -79,7 +80,11 @@ def test_peak_memory_of_parent_and_workers_is_bounded() -> None:
     assert rc == 0, (rc, data, err[-2000:])
     rc, data, err, peak = _karena("--max-bytes", "48M")
     assert rc == 0, (rc, data, err[-2000:])
-    input_bytes = 48 << 20
-    ratio = (peak.total_bytes - idle.total_bytes) / input_bytes
-    print(f"peak {peak.total_bytes >> 20} MiB, idle {idle.total_bytes >> 20} MiB, ratio {ratio:.1f}x")
+    # --max-bytes bounds inputs + outputs: the inputs of the case it scaled to are what the ratio is of
+    task = load_task(TASK, max_bytes=48 << 20)
+    inputs = max(input_bytes(TASK, v.overrides) or 0 for v in task.variants)
+    assert 8 << 20 <= inputs <= 24 << 20, inputs
+    ratio = (peak.total_bytes - idle.total_bytes) / inputs
+    print(f"inputs {inputs >> 20} MiB, peak {peak.total_bytes >> 20} MiB, idle {idle.total_bytes >> 20} MiB, "
+          f"ratio {ratio:.1f}x")  # fmt: skip
     assert ratio <= AMPLIFICATION, f"{ratio:.1f}x the input bytes (bound {AMPLIFICATION}x)"

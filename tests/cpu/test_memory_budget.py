@@ -62,7 +62,9 @@ def test_fused_cross_entropy_that_materializes_logits_fails(data: Path) -> None:
     task = "fused_linear_cross_entropy"
     bad = api.check(task, data / "solutions" / "flce_materialized_logits.py", QUICK)
     assert not bad.passed and "MEMORY_BUDGET of 6.0 MiB" in bad.reasons[-1], bad.reasons
-    assert _mib(bad.reasons[-1])[0] >= 16.0
+    # the 16 MiB of logits, less what the allocator already held resident (glibc keeps 128 KiB of
+    # top pad after a trim, reused without a page fault): measured 15.9-16.1 MiB
+    assert _mib(bad.reasons[-1])[0] >= 15.5
     good = api.check(task, Path(cpu.__file__).parent / f"{task}.py", QUICK)
     assert good.passed, good.reasons
     assert any("MEMORY_BUDGET" in c and "within" in c for c in good.checked)

@@ -290,6 +290,41 @@ class _RemoteProvider:
     def _error(self, message: str, **kw: Any) -> ProviderError:
         return ProviderError(self._scrub(message)[:400], **kw)
 
+    def _sdk_error(
+        self, sdk: Any, e: Exception, *, auth_hint: str, not_found: str, retry_statuses: tuple[int, ...]
+    ) -> ProviderError:
+        """The provider error for exception ``e`` of an SDK call (``sdk``: the ``openai`` or the
+        ``anthropic`` module, whose error classes have the same names and meaning).
+
+        ``auth_hint`` says where a key is set, ``not_found`` is appended to "unknown model M at URL",
+        ``retry_statuses`` are the HTTP statuses below 500 worth retrying (429, 408, ...).
+        """
+        url = self.base_url
+        if isinstance(e, sdk.APITimeoutError):  # before APIConnectionError: it is a subclass
+            self._reached = True
+            return self._error(
+                f"the LLM server at {url} did not answer within {self.timeout_s:g}s", retryable=True
+            )
+        if isinstance(e, sdk.APIConnectionError):
+            return self._error(
+                f"cannot reach the LLM server at {url}: {e.__cause__ or e}; start it or set --api-base /"
+                " KARENA_LLM_BASE_URL",
+                retryable=self._reached,
+            )
+        if isinstance(e, sdk.AuthenticationError):
+            return self._error(f"the LLM server at {url} rejected the API key (401): {auth_hint}")
+        if isinstance(e, sdk.NotFoundError):
+            return self._error(f"unknown model {self.model} at {url}{not_found}: {_short(e.body)}")
+        if isinstance(e, sdk.APIStatusError):
+            self._reached = True
+            status = e.status_code
+            return self._error(
+                f"the LLM server at {url} answered HTTP {status}: {_short(e.body)}",
+                retryable=status in retry_statuses or status >= 500,
+                retry_after_s=_retry_after(e.response.headers),
+            )
+        return self._error(f"malformed reply from the LLM server at {url}: {e}", retryable=True)
+
     def _request(
         self, messages: Sequence[Message], temperature: float, max_tokens: int
     ) -> tuple[str, str, int | None, int | None]:
@@ -414,43 +449,22 @@ class OpenAIProvider(_RemoteProvider):
                 messages=[{"role": m.role, "content": m.content} for m in messages],  # type: ignore[misc]
                 **self._params(temperature, max_tokens),
             )
-        except oa.APITimeoutError:
-            self._reached = True
-            raise self._error(
-                f"the LLM server at {url} did not answer within {self.timeout_s:g}s", retryable=True
-            ) from None
-        except oa.APIConnectionError as e:
-            cause = e.__cause__ or e
-            raise self._error(
-                f"cannot reach the LLM server at {url}: {cause}; start it or set --api-base / KARENA_LLM_BASE_URL",
-                retryable=self._reached,
-            ) from None
-        except oa.AuthenticationError:
-            raise self._error(
-                f"the LLM server at {url} rejected the API key (401): set --api-key or KARENA_LLM_API_KEY,"
-                f" or api_key in {settings.llm_config_path()}"
-            ) from None
-        except oa.NotFoundError as e:
-            raise self._error(
-                f"unknown model {self.model} at {url} (GET /v1/models lists: {self._models()}); {_short(e.body)}"
-            ) from None
         except oa.BadRequestError as e:
             self._reached = True
             name = self._unsupported_param(e.body)
             if name is not None:
                 raise _Unsupported(name) from None
             raise self._error(f"the LLM server at {url} answered HTTP 400: {_short(e.body)}") from None
-        except oa.APIStatusError as e:
-            self._reached = True
-            status = e.status_code
-            retryable = status == 429 or status == 408 or status >= 500
-            raise self._error(
-                f"the LLM server at {url} answered HTTP {status}: {_short(e.body)}",
-                retryable=retryable,
-                retry_after_s=_retry_after(e.response.headers),
+        except (oa.APIError, json.JSONDecodeError, ValueError) as e:
+            raise self._sdk_error(
+                oa,
+                e,
+                auth_hint=f"set --api-key or KARENA_LLM_API_KEY, or api_key in {settings.llm_config_path()}",
+                not_found=f" (GET /v1/models lists: {self._models()})"
+                if isinstance(e, oa.NotFoundError)
+                else "",
+                retry_statuses=(408, 429),
             ) from None
-        except (oa.APIResponseValidationError, json.JSONDecodeError, ValueError) as e:
-            raise self._error(f"malformed reply from the LLM server at {url}: {e}", retryable=True) from None
         if isinstance(resp, str) or not getattr(resp, "choices", None):
             raise self._error(
                 f"malformed reply from the LLM server at {url}: no choices in {str(resp)[:120]!r}",
@@ -495,35 +509,14 @@ class AnthropicProvider(_RemoteProvider):
             resp = self._client.messages.create(
                 model=self.model, messages=chat, max_tokens=max_tokens, **kwargs
             )
-        except an.APITimeoutError:
-            self._reached = True
-            raise self._error(
-                f"the LLM server at {url} did not answer within {self.timeout_s:g}s", retryable=True
+        except (an.APIError, json.JSONDecodeError, ValueError) as e:
+            raise self._sdk_error(
+                an,
+                e,
+                auth_hint="set --api-key, KARENA_LLM_API_KEY or ANTHROPIC_API_KEY",
+                not_found="",
+                retry_statuses=(408, 429, 529),
             ) from None
-        except an.APIConnectionError as e:
-            cause = e.__cause__ or e
-            raise self._error(
-                f"cannot reach the LLM server at {url}: {cause}; start it or set --api-base / KARENA_LLM_BASE_URL",
-                retryable=self._reached,
-            ) from None
-        except an.AuthenticationError:
-            raise self._error(
-                f"the LLM server at {url} rejected the API key (401): set --api-key, KARENA_LLM_API_KEY or"
-                " ANTHROPIC_API_KEY"
-            ) from None
-        except an.NotFoundError as e:
-            raise self._error(f"unknown model {self.model} at {url}: {_short(e.body)}") from None
-        except an.APIStatusError as e:
-            self._reached = True
-            status = e.status_code
-            retryable = status in (408, 429, 529) or status >= 500
-            raise self._error(
-                f"the LLM server at {url} answered HTTP {status}: {_short(e.body)}",
-                retryable=retryable,
-                retry_after_s=_retry_after(e.response.headers),
-            ) from None
-        except (an.APIResponseValidationError, json.JSONDecodeError, ValueError) as e:
-            raise self._error(f"malformed reply from the LLM server at {url}: {e}", retryable=True) from None
         blocks = getattr(resp, "content", None)
         if isinstance(resp, str) or blocks is None:
             raise self._error(f"malformed reply from the LLM server at {url}: no content", retryable=True)

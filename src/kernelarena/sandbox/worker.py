@@ -28,6 +28,7 @@ from typing import Any
 
 from kernelarena import settings
 from kernelarena.sandbox import protocol
+from kernelarena.sandbox.memory import map_large_blocks, release_free_memory
 
 Op = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -43,12 +44,17 @@ class Program:
     ``_PINNED`` tuple, e.g. clocks bound at import) must stay as they were when the loop started.
     ``setup(role)``: runs before the loop and before any candidate code (e.g. installs tracers).
     ``pinned()``: further live values to pin, read after ``setup`` (e.g. thread-start wrappers).
+    ``bulky``: ops that move whole cases (inputs, outputs, float64 copies); after each one the
+    heap's free pages go back to the OS, so the worker's resident memory is what it holds, not its
+    high-water mark. Not after timing ops: a trim there would turn the next timed call's first
+    touch of reused memory into page faults.
     """
 
     ops: Mapping[str, Op]
     modules: tuple[types.ModuleType, ...] = ()
     setup: Callable[[str], None] = lambda role: None
     pinned: Callable[[], dict[str, Any]] = dict
+    bulky: frozenset[str] = frozenset()
 
 
 def op_ping(msg: dict[str, Any]) -> dict[str, Any]:
@@ -163,6 +169,7 @@ def serve(argv: list[str], program: Program) -> int:
     torch.set_num_threads(settings.num_threads())  # the parent sets KARENA_THREADS (worker_env)
     if role == "reference":  # holds reference outputs: not readable via /proc/PID/mem or ptrace
         undumpable()
+        map_large_blocks()
     if role == "candidate" and not _drop_ptrace_capability():
         print("karena worker: could not drop CAP_SYS_PTRACE", file=sys.stderr)
     program.setup(role)
@@ -208,3 +215,5 @@ def serve(argv: list[str], program: Program) -> int:
                           "kind": "solution", "nonce": msg.get("nonce")})  # fmt: skip
         # one message in memory at a time: the last request and reply go before the next arrives
         msg = reply = {}
+        if op in program.bulky:
+            release_free_memory()

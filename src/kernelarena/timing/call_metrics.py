@@ -17,17 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from kernelarena.sandbox.memory import release_free_memory
 from kernelarena.sandbox.tensors import tensors
 from kernelarena.sandbox.worker import state
-
-
-def _malloc_trim() -> None:
-    import contextlib
-    import ctypes
-
-    # not glibc: the peak may then under-count memory re-used from earlier calls
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).malloc_trim(0)
 
 
 def _alloc_counter() -> Any:
@@ -63,7 +55,7 @@ def op_call_metrics(msg: dict[str, Any]) -> dict[str, Any]:
     cuda = state.get("device", "cpu") == "cuda"
     if msg.get("phase") == "prepare":
         gc.collect()
-        _malloc_trim()
+        release_free_memory()  # not glibc: the peak may under-count re-used memory
         if cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()

@@ -18,6 +18,7 @@ from typing import Any
 
 from kernelarena import settings
 from kernelarena.errors import TaskError
+from kernelarena.sandbox.memory import release_free_memory
 from kernelarena.sandbox.osview import HARNESS_THREADS, active_threads, thread_cpu_ns
 from kernelarena.sandbox.process import WorkerFailure
 from kernelarena.sandbox.worker import undumpable
@@ -248,7 +249,9 @@ def verify(
     reference: Any = None
     for plan in plans:
         # the previous case's arrays go before the next case arrives: one case in memory at a time
-        case, out, reference = None, None, None
+        if case is not None:
+            case, out, reference = None, None, None
+            release_free_memory()  # or this process keeps the largest case's pages for good
         vi = plan.variant.index
         if vi in failed_variants or vi in dropped:
             continue

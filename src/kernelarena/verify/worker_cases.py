@@ -95,6 +95,7 @@ def op_make_case(msg: dict[str, Any]) -> dict[str, Any]:
     }
     if msg.get("in_place"):  # what an IN_PLACE task leaves in its inputs (compared by the checker)
         reply["inputs_after"] = call_inputs
+    del call_inputs  # otherwise a dead copy of the inputs stays through the float64 forward
     if msg.get("float64", True):
         try:
             m64 = copy.deepcopy(model).double()
