@@ -60,9 +60,10 @@ def run_tune_command(
     source = getattr(result, "best_source", None)
     if source:  # the winner must pass the full verification, not only the screening
         with tempfile.TemporaryDirectory() as tmp:
+            # --out is replaced: the file verified (and kept) must be this run's winner, not an
+            # earlier run's file at the same path
             path = Path(args.out) if args.out else Path(tmp) / f"{task_path.stem}_best.py"
-            if not path.exists():
-                path.write_text(source)
+            path.write_text(source)
             verdict = api.check(task_path, path, CheckOptions(), store=store)
         payload["winner_verdict"] = verdict.verdict
         payload["winner_reasons"] = list(verdict.reasons)

@@ -57,6 +57,9 @@ def test_tune_resumes_and_verifies_winner(tmp_path: Path) -> None:
         if not h["reused"]
     ]
     assert len(measured) == len(set(measured))  # no config measured twice
+    # --out holds this run's winner (it used to keep the first run's file when the path existed)
+    cfg = {k: v for k, v in second["best_config"].items() if k != "template"}
+    assert json.dumps(cfg, sort_keys=True) in out.read_text()
 
 
 def test_unknown_task_template_is_usage_error() -> None:
