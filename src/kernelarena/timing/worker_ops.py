@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+import weakref
 from typing import Any
 
 _perf_ns = time.perf_counter_ns  # bound before candidate code can patch the time module
@@ -53,16 +54,23 @@ def op_setup_timing(msg: dict[str, Any]) -> dict[str, Any]:
     return {"warmup_calls": calls, "native_threads": native_threads()}
 
 
-def _nudge(inputs: list[Any], allowed: list[int] | None, rng: random.Random) -> None:
+def _nudge(
+    inputs: list[Any], allowed: list[int] | None, rng: random.Random, undo: dict[int, Any] | None = None
+) -> None:
     """Change one element of each perturbable input, outside the timed region.
 
     Every timed call then sees inputs no earlier call saw, at the same addresses: a kernel that
     caches results by pointer, shape or content returns stale outputs, which the sampled checks
     of timed calls catch. Floating inputs: one element scaled by a positive factor (signs kept,
-    e.g. second moments stay >= 0). Integer and bool inputs: one element takes the value of
-    another element, so it stays in the input's own domain (token ids in range, indices valid);
-    a task whose integer input must keep unique values (a permutation) leaves it out of
-    ``PERTURB``.
+    e.g. second moments stay >= 0). Integer and bool inputs: one element takes the value of its
+    neighbour along the last dimension of size >= 2, and the element changed by the previous
+    nudge of that tensor gets its own value back first (``undo`` keeps it between calls): at most
+    one element differs from the task's input at any time, so ids stay in their domain, sorted ones
+    stay sorted (expert offsets, segment ids) and nothing drifts over thousands of calls. (A copy
+    from any other element, accumulated call after call, made grouped_expert_ffn's offsets
+    decrease, and its kernel, right on valid offsets, was rejected in timed calls.) A task whose
+    integer input must keep distinct values (a permutation, top-k ids) leaves it out of
+    ``PERTURB_INPUTS``.
     """
     import torch
 
@@ -75,8 +83,14 @@ def _nudge(inputs: list[Any], allowed: list[int] | None, rng: random.Random) -> 
         if x.is_floating_point():
             x[idx] = x[idx] * (0.5 if rng.random() < 0.5 else 2.0)
         elif x.numel() >= 2:
-            src = tuple(rng.randrange(n) for n in x.shape)
-            x[idx] = x[src]
+            memo = undo if undo is not None else {}
+            prev = memo.get(id(x))
+            if prev is not None and prev[0]() is x:
+                x[prev[1]] = prev[2]  # the previous nudge is undone: no drift
+            d = max(i for i, n in enumerate(x.shape) if n >= 2)
+            step = -1 if idx[d] == x.shape[d] - 1 or (idx[d] > 0 and rng.random() < 0.5) else 1
+            memo[id(x)] = (weakref.ref(x), idx, x[idx].clone())
+            x[idx] = x[(*idx[:d], idx[d] + step, *idx[d + 1 :])]
 
 
 def op_time_batch(msg: dict[str, Any]) -> dict[str, Any]:
@@ -105,7 +119,7 @@ def op_time_batch(msg: dict[str, Any]) -> dict[str, Any]:
         for i in range(n):
             idx = (offset + i) % len(sets)
             if nudge:
-                _nudge(sets[idx], allowed, rng)
+                _nudge(sets[idx], allowed, rng, state.setdefault("int_nudges", {}))
             if i in sample:
                 sent = map_tensors(sets[idx], lambda t: t.clone())
             if flush is not None:

@@ -29,6 +29,8 @@ import torch
 import torch.nn as nn
 
 CATEGORY = "kv-cache"
+# set ids are contiguous runs and each pivot lies inside its set: only keys and values are nudged
+PERTURB_INPUTS = [0, 1]
 SOURCE = "KVMerger (Wang et al., 2024): Model Tells You Where to Merge, Gaussian kernel weighted merging"
 
 

@@ -20,6 +20,8 @@ import torch
 import torch.nn as nn
 
 CATEGORY = "moe"
+# a token's top-k expert ids are distinct: only the hidden states are perturbed or nudged
+PERTURB_INPUTS = [0]
 SOURCE = "MegaBlocks (Gale et al., 2023) dropless MoE; vLLM fused-MoE token alignment"
 
 

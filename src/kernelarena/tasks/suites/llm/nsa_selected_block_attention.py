@@ -25,6 +25,8 @@ import torch
 import torch.nn as nn
 
 CATEGORY = "attention"
+# the selected block ids of a query are distinct and causal: only q, k, v are perturbed or nudged
+PERTURB_INPUTS = [0, 1, 2]
 SOURCE = "Native Sparse Attention (Yuan et al., 2025)"
 # Scale-relative term: softmax turns absolute logit error into relative weight error, and float32
 # logit rounding grows with |logit| (inputs x8 -> logits x64; x32 outliers in q and k -> x1024

@@ -22,6 +22,8 @@ import torch
 import torch.nn as nn
 
 CATEGORY = "quantized-matmul"
+# the outlier channel ids are sorted and distinct: every other input may be perturbed or nudged
+PERTURB_INPUTS = [0, 1, 2, 3]
 SOURCE = "COMET (2024/2025): W4A4KV4 serving with fine-grained mixed-precision (int8 outlier) GEMM"
 
 # Both integer sums are exact (|partial sums| < 2**24, so even fp32 matmul of the codes is exact);
