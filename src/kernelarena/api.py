@@ -139,13 +139,6 @@ def check(
     return verdict
 
 
-def _headline_case(ref: WorkerClient, task: Task, secret: int) -> CaseReply:
-    """The reference's case for the headline variant (its work figures: flops, bytes_moved)."""
-    reply = pipeline.headline_case(ref, task, secret)
-    reply.input_bytes = input_bytes(task.path, task.headline.overrides)
-    return reply
-
-
 def _smallest_case(ref: WorkerClient, task: Task, secret: int) -> tuple[str, CaseReply] | None:
     """(label, reference case) of the variant with the fewest input bytes, other than the headline."""
     sized: list[tuple[int, Variant]] = []
@@ -325,8 +318,10 @@ def _timed(
     if progress:
         progress("timing")
     try:
-        inputs = pipeline.timing_inputs(ref, t, topts.input_sets, secret)
-        head_case = _headline_case(ref, t, secret)
+        timing_cases: list[CaseReply] = []
+        inputs = pipeline.timing_inputs(ref, t, topts.input_sets, secret, timing_cases)
+        head_case = timing_cases[0]  # the headline shape's work figures, from the first timed input set
+        head_case.input_bytes = input_bytes(t.path, t.headline.overrides)
         flops, bytes_moved = head_case.flops, head_case.bytes_moved
         timing.setup_side(cand, inputs, topts, threads)
         with contextlib.ExitStack() as stack:

@@ -113,9 +113,16 @@ def verify_any(t: Task, sol: Solution, options: CheckOptions) -> Verdict:
     )
 
 
-def timing_inputs(ref: WorkerClient, task: Task, n_sets: int, secret: int) -> timing.TimingInputs:
-    """Input sets of the headline variant (same weights, different inputs) and their references."""
-    cases = []
+def timing_inputs(
+    ref: WorkerClient, task: Task, n_sets: int, secret: int, cases: list[CaseReply] | None = None
+) -> timing.TimingInputs:
+    """Input sets of the headline variant (same weights, different inputs) and their references.
+
+    ``cases``, when given, receives the reference's replies: the first one is a headline case with
+    its work figures (flops, bytes_moved), so the caller need not build another (a reference case
+    of a large layer costs seconds).
+    """
+    cases = [] if cases is None else cases
     for k in range(n_sets):
         plan = CasePlan(task.headline, f"timing#{k}", (secret + 7919 * (k + 1)) & ((1 << 62) - 1), "as-given")
         reply = make_case(ref, task, plan, param_seed=secret & 0xFFFFFFFF)
@@ -135,17 +142,6 @@ def timing_inputs(ref: WorkerClient, task: Task, n_sets: int, secret: int) -> ti
         perturb=None if task.perturb_inputs is None else list(task.perturb_inputs),
         float64=task.float64_reference,
     )
-
-
-def headline_case(ref: WorkerClient, task: Task, secret: int) -> CaseReply:
-    """The reference's case for the headline variant (its work figures: flops, bytes_moved)."""
-    return make_case(ref, task, CasePlan(task.headline, "work", secret, "as-given"))
-
-
-def headline_work(ref: WorkerClient, task: Task, secret: int) -> tuple[float | None, float | None]:
-    """The task's ``flops()``/``bytes_moved()`` on the headline variant (None where it has none)."""
-    reply = headline_case(ref, task, secret)
-    return reply.flops, reply.bytes_moved
 
 
 def load_reference_model(ref: WorkerClient, task: Task, device: str = "cpu") -> None:

@@ -87,8 +87,11 @@ class TuningSession:
         self.cand: WorkerClient | None = None
         self.ref = WorkerClient("reference", threads=self.threads, memory_bytes=self.copts.memory_bytes)
         try:
-            self.inputs = pipeline.timing_inputs(self.ref, self.task, self.topts.input_sets, self.secret)
-            flops, bytes_moved = pipeline.headline_work(self.ref, self.task, self.secret)
+            cases: list[Any] = []
+            self.inputs = pipeline.timing_inputs(
+                self.ref, self.task, self.topts.input_sets, self.secret, cases
+            )
+            flops, bytes_moved = cases[0].flops, cases[0].bytes_moved
             self.shape_features = {
                 k: float(v) for k, v in (("flops", flops), ("bytes", bytes_moved)) if v is not None
             }

@@ -3,6 +3,7 @@ real on a solution whose memory use is known, present in `karena bench --json` a
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -102,4 +103,5 @@ def test_bench_json_and_store_carry_measured_metrics(data: Path, tmp_path: Path)
         env=env,
         timeout=120,
     ).stdout  # fmt: skip  (reused from the store: prints the stored metrics)
-    assert "peak memory added by a call  16." in text and "energy per call" in text
+    # the 16 MiB matrix, less the few pages the allocator already held resident (15.9-16.1 MiB)
+    assert re.search(r"peak memory added by a call  1[56]\.\d MiB", text) and "energy per call" in text

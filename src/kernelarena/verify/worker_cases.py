@@ -25,18 +25,27 @@ def _as_list(inputs: Any) -> list[Any]:
 
 
 def _redraw(model: Any, seed: int) -> None:
-    """Re-draw floating parameters and buffers so defaults (weight 1, bias 0) cannot be assumed."""
+    """Re-draw floating parameters and buffers so defaults (weight 1, bias 0) cannot be assumed.
+
+    Each tensor becomes ``t * u + 0.1 * rms(t) * n`` (``u`` uniform in [0.5, 1.5), ``n`` standard
+    normal). Drawn and combined in float32, in place: a random weight
+    needs no more precision, and float64 draws and copies made this 8 s of a 10 s reference case
+    for a 45M-parameter layer (flat_gemm_decode), paid by every case and timing input set.
+    """
     import torch
 
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for _, t in list(model.named_parameters()) + list(model.named_buffers()):
             if t.is_floating_point() and t.numel():
-                rms = t.double().pow(2).mean().sqrt().item()
-                scale = rms if rms > 0 and rms == rms else 1.0
-                u = torch.rand(t.shape, generator=gen, dtype=torch.float64) + 0.5
-                n = torch.randn(t.shape, generator=gen, dtype=torch.float64)
-                t.copy_((t.double() * u + 0.1 * scale * n).to(t.dtype))
+                rms = float(torch.linalg.vector_norm(t.float())) / t.numel() ** 0.5  # inf: scale 1
+                scale = rms if rms > 0 and rms == rms and rms != float("inf") else 1.0
+                work = t if t.dtype == torch.float32 else t.float()
+                u = torch.rand(t.shape, generator=gen, dtype=torch.float32).add_(0.5)
+                work.mul_(u)
+                work.add_(torch.randn(t.shape, generator=gen, dtype=torch.float32, out=u), alpha=0.1 * scale)
+                if work is not t:
+                    t.copy_(work)
 
 
 def _float64_copies(inputs: list[Any]) -> list[Any]:
