@@ -23,7 +23,8 @@ from kernelarena.suite import builtin_solutions_dir
 pytestmark = [pytest.mark.cpu]
 
 # solutions whose fast path was AVX-512 only before karena/vmath.h (issue 13), and those that now take
-# their exp from it; the last six were ported from AVX-512 intrinsics to kv_f vectors on branch `ports`
+# their exp from it; six were ported from AVX-512 intrinsics to kv_f vectors on branch `ports`; the
+# attention ones at the end share karena/flash.h
 PORTED = [
     "gelu_tanh",
     "swiglu",
@@ -50,6 +51,11 @@ PORTED = [
     "w4a16_gemv",
     "anybit_gemv",
     "tmac_lut_gemv",
+    # karena/v16.h + flash.h: built with gemm_build.FLAGS since the headers were shared (forced paths)
+    "causal_prefill_attention",
+    "moba_block_sparse_attention",
+    "nsa_selected_block_attention",
+    "chunkwise_linear_attention",
 ]
 # one per shared code path (vmath exp/rcp, row reductions, streaming copy, panel64 GEMM), small inputs:
 # measured 2.5 min per path on 2 cores at load ~8 (about a minute when the machine is quiet)

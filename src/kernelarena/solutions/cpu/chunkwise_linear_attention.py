@@ -13,39 +13,10 @@ import torch
 import torch.nn as nn
 
 from kernelarena.backends.c import load_library
+from kernelarena.backends.gemm_build import FLAGS
 
 _SRC = r"""
-#include <math.h>
-#include <stdlib.h>
-#include <string.h>
-#include <omp.h>
-
-typedef float v16 __attribute__((vector_size(64)));
-typedef int v16i __attribute__((vector_size(64)));
-
-static inline v16 vld(const float* p) { v16 v; memcpy(&v, p, sizeof v); return v; }
-static inline void vst(float* p, v16 v) { memcpy(p, &v, sizeof v); }
-static inline v16 vbc(float x) { return (v16){} + x; }
-static inline v16 vsel(v16i m, v16 a, v16 b) { return (v16)((m & (v16i)a) | (~m & (v16i)b)); }
-/* 2^x for x <= 0 (clamped to [-126, 0]); degree-8 Taylor of 2^f on |f| <= 0.5: rel. error < 1e-7. */
-static inline v16 vexp2(v16 x) {
-  v16 lo = vbc(-126.0f), hi = (v16){};
-  x = vsel(x > lo, x, lo);
-  x = vsel(x < hi, x, hi);
-  v16 n = (x + 12582912.0f) - 12582912.0f;
-  v16 f = x - n;
-  v16 p = vbc(1.3215486790144307e-06f);
-  p = p * f + 1.525273380405984e-05f;
-  p = p * f + 1.5403530393381606e-04f;
-  p = p * f + 1.3333558146428443e-03f;
-  p = p * f + 9.618129107628477e-03f;
-  p = p * f + 5.550410866482158e-02f;
-  p = p * f + 2.402265069591007e-01f;
-  p = p * f + 6.931471805599453e-01f;
-  p = p * f + 1.0f;
-  v16i e = (__builtin_convertvector(n, v16i) + 127) << 23;
-  return p * (v16)e;
-}
+#include "karena/v16.h"
 
 /* C[M][N] = (acc ? C : 0) + A[M][K] @ B[K][N]; M % 4 == 0, N % 16 == 0; 4x64 register blocks. */
 static void gemm(const float* A, long lda, const float* B, long ldb, float* C, long ldc, long M, long N, long K,
@@ -207,7 +178,7 @@ void mlstm_chunkwise(const float* q, const float* k, const float* v, const float
 }
 """
 
-_LIB = load_library(_SRC, functions={"mlstm_chunkwise": (None, ["ptr"] * 6 + ["long"] * 4)})
+_LIB = load_library(_SRC, flags=FLAGS, functions={"mlstm_chunkwise": (None, ["ptr"] * 6 + ["long"] * 4)})
 
 
 class ModelNew(nn.Module):
