@@ -1,10 +1,12 @@
-"""Helpers shared by the built-in templates: token substitution and the solution-file skeleton."""
+"""Helpers shared by the built-in templates: token substitution, the solution-file skeleton, and the
+space, constraints and OpenMP row loop of the normalization templates on ``karena/rownorm.h``."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 _TOKEN = re.compile(r"@([A-Z_][A-Z0-9_]*)@")
@@ -30,3 +32,64 @@ def header(template: str, config: Mapping[str, Any], doc: str) -> str:
 
 def c_bool(flag: bool) -> str:
     return "1" if flag else "0"
+
+
+def omp_rows(signature: str, row_call: str, config: Mapping[str, Any]) -> str:
+    """The C entry of a row-wise kernel (``karena/rownorm.h``): ``void signature`` (its parameters
+    end with ``long rows, long n``) runs ``row_call`` for every row ``r`` over OpenMP threads, split
+    by ``config``'s ``schedule`` and ``rows_block`` (0: one contiguous share per thread), with
+    ``stream`` set when the output is large enough for streaming stores.
+
+    The loop is ``nowait`` and each thread fences its own streaming stores before the region ends,
+    so the results are visible to whoever reads them after the call."""
+    split = config["schedule"] + (f", {config['rows_block']}" if config["rows_block"] else "")
+    return f"""
+void {signature} {{
+    const int stream = kr_stream(rows * n);
+#pragma omp parallel
+    {{
+#pragma omp for schedule({split}) nowait
+        for (long r = 0; r < rows; ++r) {row_call};
+        kv_sfence();
+    }}
+}}
+"""
+
+
+def norm_valid(config: Mapping[str, Any], live_per_lane: int = 1) -> bool:
+    """A ``karena/rownorm.h`` config keeps its live accumulators (``live_per_lane`` per lane of
+    every chain) within 64, past which they spill registers on every ISA here; ``rows_block`` 0
+    (one share per thread) is a static split (dynamic without a chunk is ``rows_block`` 1)."""
+    live = config["vec"] * config["unroll"] * live_per_lane
+    return bool(live <= 64 and (config["rows_block"] or config["schedule"] == "static"))
+
+
+def norm_space(**own: list[Any]) -> dict[str, list[Any]]:
+    """The space of a ``karena/rownorm.h`` template: its accumulator chains (``vec`` lanes x
+    ``unroll`` chains of type ``acc``), the template's ``own`` dimensions, and the row split."""
+    return {
+        "vec": [1, 4, 8, 16, 32],
+        "unroll": [1, 2, 4],
+        "acc": ["float", "double"],
+        **own,
+        "rows_block": [0, 1, 8, 64],
+        "schedule": ["static", "dynamic"],
+    }
+
+
+def norm_lite(
+    simd_floats: int, constraints: Callable[[dict[str, Any]], bool], **own: Sequence[Any]
+) -> list[dict[str, Any]]:
+    """The lite space of a ``karena/rownorm.h`` template: lanes of one or two SIMD registers, 1-4
+    chains, both accumulator types, every value of the template's ``own`` dimensions, rows split
+    statically (one share per thread, or blocks of 8); only configs ``constraints`` accepts."""
+    dims: dict[str, Sequence[Any]] = {
+        "vec": sorted({simd_floats, min(2 * simd_floats, 32)}),
+        "unroll": (1, 2, 4),
+        "acc": ("float", "double"),
+        **own,
+        "rows_block": (0, 8),
+        "schedule": ("static",),
+    }
+    configs = (dict(zip(dims, values, strict=True)) for values in itertools.product(*dims.values()))
+    return [cfg for cfg in configs if constraints(cfg)]

@@ -1,9 +1,14 @@
 """Fused residual add + RMSNorm template: ``h = x + residual`` and ``rmsnorm(h) * weight`` per row.
 
-``h_mode``: ``reload`` writes h in the reduction pass and reads it back for the scale pass (two
-reads of the inputs avoided, one extra read of h from cache) or ``recompute`` (the scale pass adds
-x + residual again, never reading h). ``vec`` x ``unroll`` accumulator chains, ``acc`` type, and the
-OpenMP split (``rows_block``, ``schedule``; runtime parameters).
+``h_mode``: ``reload`` writes h in the reduction pass and reads it back for the scale pass (from
+cache), streaming only y; ``recompute`` only reduces in the first pass and adds x + residual again
+in the output pass, which writes both h and y (both streamed when the outputs exceed the caches and
+the two rows share their alignment): two reads and two writes of DRAM per element. ``vec`` x
+``unroll`` accumulator chains, ``acc`` type, and the OpenMP split (``rows_block``, ``schedule``;
+``rows_block`` 0: one contiguous share per thread). The row machinery is ``karena/rownorm.h``; the
+file builds with ``SIMD_FLAGS``, so ``KARENA_CPU_ISA`` forces the AVX2 or generic path. The built-in
+solution is this template rendered with the best stored ``karena tune`` config for the machine
+(``DEFAULT`` otherwise).
 """
 
 from __future__ import annotations
@@ -11,38 +16,24 @@ from __future__ import annotations
 from typing import Any
 
 from kernelarena.search.hwinfo import HwInfo
-from kernelarena.search.templates._common import fill, header
+from kernelarena.search.templates._common import fill, header, norm_lite, norm_space, norm_valid, omp_rows
 
 TASK = "add_rmsnorm"
 
-SPACE: dict[str, list[Any]] = {
-    "vec": [1, 4, 8, 16, 32],
-    "unroll": [1, 2, 4],
-    "acc": ["float", "double"],
-    "h_mode": ["reload", "recompute"],
-    "rows_block": [1, 8, 64],
-    "schedule": ["static", "dynamic"],
-}
+SPACE: dict[str, list[Any]] = norm_space(h_mode=["reload", "recompute"])
+
+DEFAULT: dict[str, Any] = {"vec": 16, "unroll": 2, "acc": "float", "h_mode": "recompute", "rows_block": 0,
+                           "schedule": "static"}  # fmt: skip
 
 
 def constraints(config: dict[str, Any]) -> bool:
-    return bool(config["vec"] * config["unroll"] <= 64)
+    return norm_valid(config)
 
 
 def lite_space(hw: HwInfo) -> list[dict[str, Any]]:
-    """SIMD-width lanes (1-2 registers), 1-4 chains, both h modes, static row blocks."""
-    lanes = hw.simd_floats
-    out = []
-    for vec in sorted({lanes, min(2 * lanes, 32)}):
-        for unroll in (1, 2, 4):
-            for acc in ("float", "double"):
-                for h_mode in ("reload", "recompute"):
-                    for rows_block in (1, 8):
-                        cfg = dict(vec=vec, unroll=unroll, acc=acc, h_mode=h_mode, rows_block=rows_block,
-                                   schedule="static")  # fmt: skip
-                        if constraints(cfg):
-                            out.append(cfg)
-    return out
+    """SIMD-width lanes (1-2 registers), 1-4 chains, both h modes, rows split statically (one share
+    per thread, or blocks of 8)."""
+    return norm_lite(hw.simd_floats, constraints, h_mode=SPACE["h_mode"])
 
 
 def features(config: dict[str, Any], hw: HwInfo) -> dict[str, float]:
@@ -50,65 +41,61 @@ def features(config: dict[str, Any], hw: HwInfo) -> dict[str, float]:
 
 
 _C = r"""
-#include <math.h>
-#define VEC @VEC@
-#define UNR @UNROLL@
+#define KR_VEC @VEC@
+#define KR_UNR @UNROLL@
+#define KR_ACC @ACC@
 #define RECOMPUTE @RECOMPUTE@
-typedef @ACC@ acc_t;
+#include "karena/rownorm.h"
 
 static inline void row(const float* restrict x, const float* restrict res, const float* restrict w,
-                       float* restrict y, float* restrict h, long n, float eps) {
-    acc_t acc[UNR][VEC];
-    for (int u = 0; u < UNR; ++u)
-        for (int l = 0; l < VEC; ++l) acc[u][l] = 0;
+                       float* restrict y, float* restrict h, long n, float eps, int stream) {
+    kr_acc acc[KR_UNR][KR_VEC];
+    kr_zero(acc);
     long i = 0;
-    for (; i + VEC * UNR <= n; i += VEC * UNR)
-        for (int u = 0; u < UNR; ++u)
-            for (int l = 0; l < VEC; ++l) {
-                long j = i + u * VEC + l;
-                float hv = x[j] + res[j];
-                h[j] = hv;
-                acc[u][l] += (acc_t)hv * (acc_t)hv;
-            }
-    acc_t s = 0;
-    for (; i < n; ++i) { float hv = x[i] + res[i]; h[i] = hv; s += (acc_t)hv * (acc_t)hv; }
-    for (int u = 0; u < UNR; ++u)
-        for (int l = 0; l < VEC; ++l) s += acc[u][l];
-    const float inv = (float)(1.0 / sqrt((double)s / (double)n + (double)eps));
 #if RECOMPUTE
-#pragma omp simd
-    for (long j = 0; j < n; ++j) y[j] = ((x[j] + res[j]) * inv) * w[j];
+    KR_BLOCKS(i, n) {
+        const kr_acc hv = (kr_acc)(x[j] + res[j]);
+        acc[u][l] += hv * hv;
+    }
+    kr_acc s = 0;
+    for (; i < n; ++i) { kr_acc hv = (kr_acc)(x[i] + res[i]); s += hv * hv; }
 #else
-#pragma omp simd
-    for (long j = 0; j < n; ++j) y[j] = (h[j] * inv) * w[j];
+    KR_BLOCKS(i, n) {
+        const float hv = x[j] + res[j];
+        h[j] = hv;
+        acc[u][l] += (kr_acc)hv * (kr_acc)hv;
+    }
+    kr_acc s = 0;
+    for (; i < n; ++i) { float hv = x[i] + res[i]; h[i] = hv; s += (kr_acc)hv * (kr_acc)hv; }
 #endif
+    s += kr_sum(acc);
+    const float inv = (float)(1.0 / sqrt((double)s / (double)n + (double)eps));
+    const kv_f vinv = kv_set1(inv);
+#if RECOMPUTE
+    /* h and y are streamed together, so only when their rows share an alignment */
+    stream = stream && (((uintptr_t)h ^ (uintptr_t)y) & (KV_VW * 4 - 1)) == 0;
+#define OUT1(j) { const float hv = x[j] + res[j]; h[j] = hv; y[j] = (hv * inv) * w[j]; }
+#define OUTV(j) { const kv_f hv = kv_load(x + (j)) + kv_load(res + (j)); \
+                  kv_stream(h + (j), hv); kv_stream(y + (j), hv * vinv * kv_load(w + (j))); }
+#else
+#define OUT1(j) y[j] = (h[j] * inv) * w[j];
+#define OUTV(j) kv_stream(y + (j), kv_load(h + (j)) * vinv * kv_load(w + (j)));
+#endif
+    KR_OUT_PASS(y, n, stream);
 }
-
-void arms_static(const float* x, const float* r, const float* w, float* y, float* h, long rows, long n, float eps,
-                 long chunk) {
-#pragma omp parallel for schedule(static, chunk)
-    for (long i = 0; i < rows; ++i) row(x + i * n, r + i * n, w, y + i * n, h + i * n, n, eps);
-}
-
-void arms_dynamic(const float* x, const float* r, const float* w, float* y, float* h, long rows, long n, float eps,
-                  long chunk) {
-#pragma omp parallel for schedule(dynamic, chunk)
-    for (long i = 0; i < rows; ++i) row(x + i * n, r + i * n, w, y + i * n, h + i * n, n, eps);
-}
-"""
+@ENTRY@"""
 
 _PY = r'''
 import torch
 import torch.nn as nn
 
 from kernelarena.backends.c import load_library
+from kernelarena.backends.gemm_build import SIMD_FLAGS
 
 _SRC = r"""@C_SOURCE@"""
 
-_ARGS = ["ptr", "ptr", "ptr", "ptr", "ptr", "long", "long", "float", "long"]
-_LIB = load_library(_SRC, functions={"arms_static": (None, _ARGS), "arms_dynamic": (None, _ARGS)})
-_KERNEL = _LIB.arms_@SCHEDULE@
-_ROWS_BLOCK = @ROWS_BLOCK@
+_ARGS = ["ptr", "ptr", "ptr", "ptr", "ptr", "long", "long", "float"]
+_LIB = load_library(_SRC, flags=SIMD_FLAGS, functions={"arms_rows": (None, _ARGS)})
 
 
 class ModelNew(nn.Module):
@@ -117,7 +104,7 @@ class ModelNew(nn.Module):
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))
 
-    def forward(self, x: torch.Tensor, residual: torch.Tensor):
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = x.contiguous()
         r = residual.contiguous()
         w = self.weight.detach().contiguous()
@@ -126,14 +113,18 @@ class ModelNew(nn.Module):
         n = x.shape[-1]
         rows = x.numel() // n if n else 0
         if rows:
-            _KERNEL(x.data_ptr(), r.data_ptr(), w.data_ptr(), y.data_ptr(), h.data_ptr(), rows, n, self.eps,
-                    _ROWS_BLOCK)
+            _LIB.arms_rows(x.data_ptr(), r.data_ptr(), w.data_ptr(), y.data_ptr(), h.data_ptr(), rows, n, self.eps)
         return y, h
 '''
 
 
 def render(config: dict[str, Any]) -> str:
+    entry = omp_rows(
+        "arms_rows(const float* x, const float* res, const float* w, float* y, float* h, long rows, long n, float eps)",
+        "row(x + r * n, res + r * n, w, y + r * n, h + r * n, n, eps, stream)",
+        config,
+    )
     c_src = fill(_C, {"VEC": config["vec"], "UNROLL": config["unroll"], "ACC": config["acc"],
-                      "RECOMPUTE": int(config["h_mode"] == "recompute")})  # fmt: skip
-    body = fill(_PY, {"C_SOURCE": c_src, "SCHEDULE": config["schedule"], "ROWS_BLOCK": config["rows_block"]})
+                      "RECOMPUTE": int(config["h_mode"] == "recompute"), "ENTRY": entry})  # fmt: skip
+    body = fill(_PY, {"C_SOURCE": c_src})
     return header("add_rmsnorm", config, "Residual add + RMSNorm, fused (C/OpenMP).") + body

@@ -3,7 +3,11 @@
 Parameters: ``vec`` lanes x ``unroll`` independent accumulator sets for the sum of squares (enough
 independent chains to hide FMA latency and let gcc vectorize without -ffast-math), ``acc`` the
 accumulator type, ``prefetch`` a software-prefetch distance in floats (0 = none), ``rows_block`` and
-``schedule`` the OpenMP work split. Compile-time: vec, unroll, acc, prefetch; the rest are runtime.
+``schedule`` the OpenMP split (``rows_block`` 0: one contiguous share per thread). The row machinery
+(accumulator chains, the streaming output pass for outputs of 8 MiB and more) is ``karena/rownorm.h``;
+the file builds with ``SIMD_FLAGS``, so ``KARENA_CPU_ISA`` forces the AVX2 or generic path. The
+built-in solution is this template rendered with the best stored ``karena tune`` config for the
+machine (``DEFAULT`` otherwise).
 """
 
 from __future__ import annotations
@@ -11,42 +15,26 @@ from __future__ import annotations
 from typing import Any
 
 from kernelarena.search.hwinfo import HwInfo
-from kernelarena.search.templates._common import fill, header
+from kernelarena.search.templates._common import fill, header, norm_lite, norm_space, norm_valid, omp_rows
 
 TASK = "rmsnorm"
 
-SPACE: dict[str, list[Any]] = {
-    "vec": [1, 4, 8, 16, 32],
-    "unroll": [1, 2, 4],
-    "acc": ["float", "double"],
-    "prefetch": [0, 512],
-    "rows_block": [1, 8, 64],
-    "schedule": ["static", "dynamic"],
-}
+SPACE: dict[str, list[Any]] = norm_space(prefetch=[0, 512])
+
+DEFAULT: dict[str, Any] = {"vec": 16, "unroll": 2, "acc": "float", "prefetch": 0, "rows_block": 0,
+                           "schedule": "static"}  # fmt: skip
 
 
 def constraints(config: dict[str, Any]) -> bool:
-    # more than 64 live accumulators spill registers on every ISA here
-    return bool(config["vec"] * config["unroll"] <= 64)
+    return norm_valid(config)
 
 
 def lite_space(hw: HwInfo) -> list[dict[str, Any]]:
-    """One or two SIMD registers of lanes, 1-4 chains, both accumulator types, rows split in static
-    blocks that keep every core busy, and software prefetch on or off (whether the hardware
+    """One or two SIMD registers of lanes, 1-4 chains, both accumulator types, rows split statically
+    (one share per thread, or blocks of 8) and software prefetch on or off (whether the hardware
     prefetcher keeps up with two streams is machine-specific; on the VM this was written on, it
     did not: prefetch=512 won every top spot of the full space)."""
-    lanes = hw.simd_floats
-    out = []
-    for vec in sorted({lanes, min(2 * lanes, 32)}):
-        for unroll in (1, 2, 4):
-            if vec * unroll > 64:
-                continue
-            for acc in ("float", "double"):
-                for prefetch in SPACE["prefetch"]:
-                    for rows_block in (1, 8):
-                        out.append(dict(vec=vec, unroll=unroll, acc=acc, prefetch=prefetch, rows_block=rows_block,
-                                        schedule="static"))  # fmt: skip
-    return out
+    return norm_lite(hw.simd_floats, constraints, prefetch=SPACE["prefetch"])
 
 
 def features(config: dict[str, Any], hw: HwInfo) -> dict[str, float]:
@@ -57,59 +45,47 @@ def features(config: dict[str, Any], hw: HwInfo) -> dict[str, float]:
 
 
 _C = r"""
-#include <math.h>
-#define VEC @VEC@
-#define UNR @UNROLL@
+#define KR_VEC @VEC@
+#define KR_UNR @UNROLL@
+#define KR_ACC @ACC@
 #define PF @PREFETCH@
-typedef @ACC@ acc_t;
-
-static inline void rms_row(const float* restrict x, const float* restrict w, float* restrict y, long n, float eps) {
-    acc_t acc[UNR][VEC];
-    for (int u = 0; u < UNR; ++u)
-        for (int l = 0; l < VEC; ++l) acc[u][l] = 0;
-    long i = 0;
-    for (; i + VEC * UNR <= n; i += VEC * UNR) {
 #if PF > 0
-        __builtin_prefetch(x + i + PF);
+#define KR_BLOCK_START(i) __builtin_prefetch(x + (i) + PF)
 #endif
-        for (int u = 0; u < UNR; ++u)
-            for (int l = 0; l < VEC; ++l) {
-                acc_t v = (acc_t)x[i + u * VEC + l];
-                acc[u][l] += v * v;
-            }
+#include "karena/rownorm.h"
+
+static inline void rms_row(const float* restrict x, const float* restrict w, float* restrict y, long n, float eps,
+                           int stream) {
+    kr_acc acc[KR_UNR][KR_VEC];
+    kr_zero(acc);
+    long i = 0;
+    KR_BLOCKS(i, n) {
+        const kr_acc v = (kr_acc)x[j];
+        acc[u][l] += v * v;
     }
-    acc_t s = 0;
-    for (; i < n; ++i) { acc_t v = (acc_t)x[i]; s += v * v; }
-    for (int u = 0; u < UNR; ++u)
-        for (int l = 0; l < VEC; ++l) s += acc[u][l];
+    kr_acc s = 0;
+    for (; i < n; ++i) { kr_acc v = (kr_acc)x[i]; s += v * v; }
+    s += kr_sum(acc);
     const float inv = (float)(1.0 / sqrt((double)s / (double)n + (double)eps));
-#pragma omp simd
-    for (long j = 0; j < n; ++j) y[j] = (x[j] * inv) * w[j];
+    const kv_f vinv = kv_set1(inv);
+#define OUT1(j) y[j] = (x[j] * inv) * w[j];
+#define OUTV(j) kv_stream(y + (j), kv_load(x + (j)) * vinv * kv_load(w + (j)));
+    KR_OUT_PASS(y, n, stream);
 }
-
-void rms_static(const float* x, const float* w, float* y, long rows, long n, float eps, long chunk) {
-#pragma omp parallel for schedule(static, chunk)
-    for (long r = 0; r < rows; ++r) rms_row(x + r * n, w, y + r * n, n, eps);
-}
-
-void rms_dynamic(const float* x, const float* w, float* y, long rows, long n, float eps, long chunk) {
-#pragma omp parallel for schedule(dynamic, chunk)
-    for (long r = 0; r < rows; ++r) rms_row(x + r * n, w, y + r * n, n, eps);
-}
-"""
+@ENTRY@"""
 
 _PY = r'''
 import torch
 import torch.nn as nn
 
 from kernelarena.backends.c import load_library
+from kernelarena.backends.gemm_build import SIMD_FLAGS
 
 _SRC = r"""@C_SOURCE@"""
 
-_ARGS = ["ptr", "ptr", "ptr", "long", "long", "float", "long"]
-_LIB = load_library(_SRC, functions={"rms_static": (None, _ARGS), "rms_dynamic": (None, _ARGS)})
-_KERNEL = _LIB.rms_@SCHEDULE@
-_ROWS_BLOCK = @ROWS_BLOCK@
+_LIB = load_library(
+    _SRC, flags=SIMD_FLAGS, functions={"rms_rows": (None, ["ptr", "ptr", "ptr", "long", "long", "float"])}
+)
 
 
 class ModelNew(nn.Module):
@@ -125,13 +101,18 @@ class ModelNew(nn.Module):
         n = x.shape[-1]
         rows = x.numel() // n if n else 0
         if rows:
-            _KERNEL(x.data_ptr(), w.data_ptr(), y.data_ptr(), rows, n, self.eps, _ROWS_BLOCK)
+            _LIB.rms_rows(x.data_ptr(), w.data_ptr(), y.data_ptr(), rows, n, self.eps)
         return y
 '''
 
 
 def render(config: dict[str, Any]) -> str:
+    entry = omp_rows(
+        "rms_rows(const float* x, const float* w, float* y, long rows, long n, float eps)",
+        "rms_row(x + r * n, w, y + r * n, n, eps, stream)",
+        config,
+    )
     c_src = fill(_C, {"VEC": config["vec"], "UNROLL": config["unroll"], "ACC": config["acc"],
-                      "PREFETCH": config["prefetch"]})  # fmt: skip
-    body = fill(_PY, {"C_SOURCE": c_src, "SCHEDULE": config["schedule"], "ROWS_BLOCK": config["rows_block"]})
+                      "PREFETCH": config["prefetch"], "ENTRY": entry})  # fmt: skip
+    body = fill(_PY, {"C_SOURCE": c_src})
     return header("rmsnorm", config, "RMSNorm: fused reduce + scale per row (C/OpenMP).") + body
