@@ -23,7 +23,10 @@ from kernelarena.suite import builtin_solutions_dir
 pytestmark = [pytest.mark.cpu]
 
 # solutions whose fast path was AVX-512 only before karena/vmath.h (issue 13), and those that now take
-# their exp from it; the last six were ported from AVX-512 intrinsics to kv_f vectors on branch `ports`
+# their exp from it; top_p_filter .. tmac_lut_gemv were ported from AVX-512 intrinsics to kv_f vectors
+# on branch `ports`; on branch `decode`: the decode attentions (karena/decode.h, formerly a fixed
+# 64-byte vector type), soft_kmeans_attention (exp from vmath) and kv_int4_quant and
+# kvmerger_gaussian_merge (default flags before, so KARENA_CPU_ISA did not reach them)
 PORTED = [
     "gelu_tanh",
     "swiglu",
@@ -50,10 +53,18 @@ PORTED = [
     "w4a16_gemv",
     "anybit_gemv",
     "tmac_lut_gemv",
+    "decode_attention",
+    "gqa_decode_attention",
+    "paged_decode_attention",
+    "squeezed_centroid_attention",
+    "soft_kmeans_attention",
+    "kv_int4_quant",
+    "kvmerger_gaussian_merge",
 ]
-# one per shared code path (vmath exp/rcp, row reductions, streaming copy, panel64 GEMM), small inputs:
-# measured 2.5 min per path on 2 cores at load ~8 (about a minute when the machine is quiet)
-FAST = ["gelu_tanh", "rmsnorm", "adamw_step", "kmeans_key_assign"]
+# one per shared code path (vmath exp/rcp, row reductions, streaming copy, panel64 GEMM, decode.h), small inputs:
+# measured 2.5 min per path on 2 cores at load ~8 (about a minute when the machine is quiet);
+# decode_attention (karena/decode.h) alone: 29 s avx2, 38 s generic at load ~8
+FAST = ["gelu_tanh", "rmsnorm", "adamw_step", "kmeans_key_assign", "decode_attention"]
 
 _SCRIPT = r"""
 import json, sys
