@@ -23,8 +23,11 @@ from kernelarena.suite import builtin_solutions_dir
 pytestmark = [pytest.mark.cpu]
 
 # solutions whose fast path was AVX-512 only before karena/vmath.h (issue 13), and those that now take
-# their exp from it; six were ported from AVX-512 intrinsics to kv_f vectors on branch `ports`; the
-# attention ones at the end share karena/flash.h
+# their exp from it; top_p_filter .. tmac_lut_gemv were ported from AVX-512 intrinsics to kv_f vectors
+# on branch `ports`; on branch `decode`: the decode attentions (karena/decode.h, formerly a fixed
+# 64-byte vector type), soft_kmeans_attention (exp from vmath) and kv_int4_quant and
+# kvmerger_gaussian_merge (default flags before, so KARENA_CPU_ISA did not reach them); the
+# prefill-style attentions share karena/flash.h (built with FLAGS since then)
 PORTED = [
     "gelu_tanh",
     "swiglu",
@@ -56,9 +59,18 @@ PORTED = [
     "moba_block_sparse_attention",
     "nsa_selected_block_attention",
     "chunkwise_linear_attention",
+    "decode_attention",
+    "gqa_decode_attention",
+    "paged_decode_attention",
+    "squeezed_centroid_attention",
+    "soft_kmeans_attention",
+    "kv_int4_quant",
+    "kvmerger_gaussian_merge",
 ]
 # one per shared code path (vmath exp/rcp, row reductions, streaming copy, panel64 GEMM), small inputs:
-# measured 2.5 min per path on 2 cores at load ~8 (about a minute when the machine is quiet)
+# measured 2.5 min per path on 2 cores at load ~8 (about a minute when the machine is quiet).
+# decode_attention (karena/decode.h) would add 29 s (avx2) and 38 s (generic) at load ~8: it runs
+# in the slow sweep, so that the default suite stays within its 8 minutes
 FAST = ["gelu_tanh", "rmsnorm", "adamw_step", "kmeans_key_assign"]
 
 _SCRIPT = r"""

@@ -89,12 +89,21 @@ static inline kv_f kv_abs(kv_f a) { return (kv_f)((kv_i)a & 0x7fffffff); }
 static inline kv_f kv_fma(kv_f a, kv_f b, kv_f c) { return a * b + c; } /* contracted with -O3 */
 
 /* ---- horizontal reductions (pairwise halving: log2(KV_VW) steps) ---- */
+/* The sum halves in registers with shuffles (lanes i + w added to lanes i, the same order as the max
+   below, which goes through memory): karena/decode.h calls it once per key and query row. */
+typedef float kv__f8 __attribute__((vector_size(32)));
+typedef float kv__f4 __attribute__((vector_size(16)));
+static inline float kv__hsum4(kv__f4 b) { return (b[0] + b[2]) + (b[1] + b[3]); }
 static inline float kv_hsum(kv_f v) {
-  float t[KV_VW];
-  kv_store(t, v);
-  for (int w = KV_VW / 2; w > 0; w /= 2)
-    for (int i = 0; i < w; ++i) t[i] += t[i + w];
-  return t[0];
+#if KV_VW == 16
+  const kv__f8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+                   __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+  return kv__hsum4(__builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7));
+#elif KV_VW == 8
+  return kv__hsum4(__builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7));
+#else
+  return kv__hsum4(v);
+#endif
 }
 static inline float kv_hmax(kv_f v) {
   float t[KV_VW];

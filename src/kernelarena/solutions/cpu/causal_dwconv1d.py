@@ -4,8 +4,8 @@ Each (batch, channel) row is independent: its ``width`` taps and bias sit in reg
 ``width - 1`` outputs (which see the implicit zero padding) are done with bounds checks, and the
 rest is a branch-free loop over time that gcc vectorizes with shifted unaligned loads (the kernel is
 specialised for the common widths 2, 3 and 4; other widths use a generic loop). SiLU is fused into
-the store using an inlined, vectorizable ``exp`` (Cody-Waite range reduction and a degree-6
-polynomial, ~1 ulp), since a call to libm's ``expf`` would keep the loop scalar. Rows are split
+the store using vmath's ``kv_expf`` (inlined, vectorizable: Cody-Waite range reduction and a
+degree-6 polynomial, < 2 ulp), since a call to libm's ``expf`` would keep the loop scalar. Rows are split
 across OpenMP threads; every input is read once and every output written once, from an L1 buffer
 with non-temporal stores (no read-for-ownership of the write-once output lines).
 """
@@ -22,28 +22,7 @@ _SRC = r"""
 #include <string.h>
 #include "karena/vmath.h"
 
-/* exp(x) for float: 2^n * p(r), r = x - n ln2 (Cody-Waite split of ln2), p the classic Cephes expf
-   minimax polynomial (S. Moshier), ~1 ulp; inlined so that loops calling it vectorize */
-static inline float exp_f32(float x) {
-  float xc = x < -87.33654f ? -87.33654f : (x > 88.37626f ? 88.37626f : x);
-  float n = floorf(xc * 1.44269504088896341f + 0.5f);
-  float r = fmaf(n, -0.693359375f, xc);
-  r = fmaf(n, 2.12194440e-4f, r);
-  float p = 1.9875691500e-4f;
-  p = fmaf(p, r, 1.3981999507e-3f);
-  p = fmaf(p, r, 8.3334519073e-3f);
-  p = fmaf(p, r, 4.1665795894e-2f);
-  p = fmaf(p, r, 1.6666665459e-1f);
-  p = fmaf(p, r, 5.0000001201e-1f);
-  p = fmaf(p, r * r, r) + 1.f;
-  int32_t bits = ((int32_t)n + 127) << 23;
-  union { int32_t i; float f; } u = {.i = bits};
-  float y = p * u.f;
-  y = x < -87.33654f ? 0.f : y;
-  return x > 88.72283f ? INFINITY : y;
-}
-
-static inline float silu(float y) { return y / (1.f + exp_f32(-y)); }
+static inline float silu(float y) { return y / (1.f + kv_expf(-y)); }
 
 /* Write-once outputs go straight to memory with non-temporal stores (no read-for-ownership of the
    destination lines, which a plain store would fetch first); the edges use plain stores. */
@@ -122,13 +101,9 @@ void causal_dwconv1d_f32(const float* restrict x, const float* restrict weight,
 }
 """
 
-# PyTorch's own floating-point contract (it is built with -fno-math-errno -fno-trapping-math): lets gcc
-# vectorize loops with sqrtf and the clamps of the inlined exp; results, inf and nan are unchanged.
-_FLAGS = SIMD_FLAGS
-
 _LIB = load_library(
     _SRC,
-    flags=_FLAGS,
+    flags=SIMD_FLAGS,
     functions={
         "causal_dwconv1d_f32": (None, ["ptr", "ptr", "ptr", "ptr", "long", "long", "long", "long", "int"])
     },

@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 
 from kernelarena.backends.c import load_library
+from kernelarena.backends.gemm_build import SIMD_FLAGS
 
 _SRC = r"""
 #include <math.h>
@@ -89,6 +90,7 @@ void kivi_quant(const float* k, const float* v, uint8_t* kc, float* ks, float* k
 
 _LIB = load_library(
     _SRC,
+    flags=SIMD_FLAGS,
     functions={
         "kivi_quant": (
             None,

@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from kernelarena.backends.c import load_library
+from kernelarena.backends.gemm_build import SIMD_FLAGS
 
 _SRC = r"""
 #include <math.h>
@@ -140,6 +141,7 @@ int kv_merge(const float* keys, const float* vals, const long* set_ids, const lo
 
 _LIB = load_library(
     _SRC,
+    flags=SIMD_FLAGS,
     functions={
         "kv_merge": (
             "int",

@@ -4,8 +4,8 @@ Weights are processed in blocks of 256 that live in L1. For a block, one sweep o
 finds each weight's largest logit ``-(w - c_k)^2 / tau`` (the nearest centroid), a second sweep
 accumulates ``sum_k e_k c_k`` and ``sum_k e_k`` with ``e_k = exp(logit_k - max)`` (a numerically safe
 softmax), and the block is written as their ratio. Every inner loop runs over the 256 weights of
-the block, so gcc vectorizes it 16 wide with an inlined polynomial ``exp`` (libm's ``expf`` would
-keep it scalar). One read of ``w``, one write of the output; blocks are split across OpenMP threads.
+the block, so gcc vectorizes it (16 wide with AVX-512, 8 AVX2, 4 generic: ``SIMD_FLAGS``) with
+vmath's inlined polynomial ``kv_expf`` (libm's ``expf`` would keep it scalar). One read of ``w``, one write of the output; blocks are split across OpenMP threads.
 """
 
 import torch
@@ -17,26 +17,7 @@ from kernelarena.backends.gemm_build import SIMD_FLAGS
 _SRC = r"""
 #include <math.h>
 #include <stdint.h>
-
-/* exp(x) for float: 2^n * p(r), r = x - n ln2 (Cody-Waite split of ln2), p the classic Cephes expf
-   minimax polynomial (S. Moshier), ~1 ulp; inlined so that loops calling it vectorize */
-static inline float exp_f32(float x) {
-  float xc = x < -87.33654f ? -87.33654f : (x > 88.37626f ? 88.37626f : x);
-  float n = floorf(xc * 1.44269504088896341f + 0.5f);
-  float r = fmaf(n, -0.693359375f, xc);
-  r = fmaf(n, 2.12194440e-4f, r);
-  float p = 1.9875691500e-4f;
-  p = fmaf(p, r, 1.3981999507e-3f);
-  p = fmaf(p, r, 8.3334519073e-3f);
-  p = fmaf(p, r, 4.1665795894e-2f);
-  p = fmaf(p, r, 1.6666665459e-1f);
-  p = fmaf(p, r, 5.0000001201e-1f);
-  p = fmaf(p, r * r, r) + 1.f;
-  union { int32_t i; float f; } u = {.i = ((int32_t)n + 127) << 23};
-  float y = p * u.f;
-  y = x < -87.33654f ? 0.f : y;
-  return x > 88.72283f ? INFINITY : y;
-}
+#include "karena/vmath.h"
 
 #define BLK 256
 
@@ -64,7 +45,7 @@ void soft_kmeans_f32(const float* restrict w, const float* restrict c, float* re
       #pragma omp simd
       for (long j = 0; j < len; ++j) {
         float d = wb[j] - ck;
-        float e = exp_f32((d * d) * neg_inv_tau - mx[j]);
+        float e = kv_expf((d * d) * neg_inv_tau - mx[j]);
         num[j] += e * ck;
         den[j] += e;
       }
@@ -75,13 +56,9 @@ void soft_kmeans_f32(const float* restrict w, const float* restrict c, float* re
 }
 """
 
-# PyTorch's own floating-point contract (it is built with -fno-math-errno -fno-trapping-math): lets gcc
-# vectorize loops with sqrtf and the clamps of the inlined exp; results, inf and nan are unchanged.
-_FLAGS = SIMD_FLAGS
-
 _LIB = load_library(
     _SRC,
-    flags=_FLAGS,
+    flags=SIMD_FLAGS,
     functions={"soft_kmeans_f32": (None, ["ptr", "ptr", "ptr", "long", "long", "float"])},
 )
 
