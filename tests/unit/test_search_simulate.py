@@ -36,7 +36,7 @@ def _synthetic_ms(p: dict) -> float:
         + (0.3 if p["unroll"] == 1 else 0.0)
         + (0.25 if p["acc"] == "double" else 0.0)
         + (0.05 if p["prefetch"] else 0.0)
-        + 0.01 * math.log2(p["rows_block"])
+        + 0.01 * math.log2(max(p["rows_block"], 1))  # 0: one contiguous share per thread
         + (0.02 if p["schedule"] == "dynamic" else 0.0)
     )
 
