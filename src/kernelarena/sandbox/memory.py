@@ -13,12 +13,21 @@ from typing import Any
 
 # Peak resident bytes of parent + both workers per input byte above their idle size, measured on
 # a float32 elementwise task (float64 reference, two runs per case; tests/cpu/test_memory.py):
-# 9.6-10x, the parent's share (the case, the float64 reference and both runs' outputs) the largest;
+# 8.6-10.3x, the parent's share (the case, the float64 reference and both runs' outputs) the largest;
 # see docs. A case's footprint (inputs + parameters + outputs) is twice its inputs there: the
 # pre-flight check asks for AMPLIFICATION / 2 times the footprint.
 AMPLIFICATION = 12
 MIN_MAX_BYTES = 16 << 20
 MAX_MAX_BYTES = 1 << 30
+
+
+def _glibc(name: str, *args: int) -> None:
+    """Call a glibc malloc-tuning function; elsewhere (musl, macOS) nothing happens."""
+    import contextlib
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        getattr(ctypes.CDLL(None), name)(*args)
 
 
 def release_free_memory() -> None:
@@ -30,11 +39,7 @@ def release_free_memory() -> None:
     copies, the parent's comparison, the candidate's runs) instead of what is live at once.
     Called after each large request and case; it costs a few milliseconds.
     """
-    import contextlib
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).malloc_trim(0)
+    _glibc("malloc_trim", 0)
 
 
 def map_large_blocks(threshold: int = 1 << 20) -> None:
@@ -44,11 +49,7 @@ def map_large_blocks(threshold: int = 1 << 20) -> None:
     computes cases: the candidate's worker keeps glibc's default, since only heap blocks get the
     sentinel fill of fresh memory (mapped ones are zero pages).
     """
-    import contextlib
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).mallopt(-3, int(threshold))  # M_MMAP_THRESHOLD
+    _glibc("mallopt", -3, int(threshold))  # -3: M_MMAP_THRESHOLD
 
 
 def available_bytes() -> int | None:
