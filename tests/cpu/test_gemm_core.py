@@ -20,6 +20,19 @@ pytestmark = [pytest.mark.cpu, pytest.mark.timeout(180)]
 _SRC = r"""
 #include "karena/gemm.h"
 const char* isa(void) { return KG_ISA; }
+const char* i8path(void) { return KG_I8_PATH; }
+
+/* the quantized GEMMs' int8 block: x [nx rows, K], w [nw rows, K] -> acc [4][4] */
+void dot_i8(const int8_t* x, long nx, const int8_t* w, long nw, long K, int32_t* acc) {
+  const int8_t *xr[4], *wr[4];
+  int32_t ws[4];
+  for (long i = 0; i < 4; ++i) {
+    xr[i] = x + (i < nx ? i : 0) * K;
+    wr[i] = w + (i < nw ? i : 0) * K;
+    ws[i] = kg_i8_sum(wr[i], K);
+  }
+  kg_dot_i8_4x4(xr, (int)nx, wr, (int)nw, K, ws, acc);
+}
 
 /* C = A[M,K] @ B[K,N] (B k-major: the packing path gemm_fp32 uses) */
 void mm(const float* a, const float* b, float* c, long M, long K, long N) {
@@ -49,6 +62,8 @@ void lowrank(const float* x, const float* W, const float* At, const float* Bl, f
 
 _FNS = {
     "isa": ("ptr", []),
+    "i8path": ("ptr", []),
+    "dot_i8": (None, ["ptr", "long", "ptr", "long", "long", "ptr"]),
     "mm": (None, ["ptr"] * 3 + ["long"] * 3),
     "lowrank": (None, ["ptr"] * 5 + ["long"] * 4),
 }
@@ -109,6 +124,31 @@ def test_lowrank_extension_and_epilogue(lib):
     xd = x.double()
     ref = 2 * (xd @ w.double().T + (xd @ at.double()) @ bl.double().T) + 1
     torch.testing.assert_close(y, ref.float(), atol=2e-3, rtol=1e-4)
+
+
+@pytest.mark.parametrize("k", [0, 1, 15, 17, 63, 64, 100, 4096])
+@pytest.mark.parametrize("nx,nw", [(4, 4), (1, 3), (3, 1)])
+def test_int8_dot_block_is_exact_for_every_int8_value(lib, k, nx, nw):
+    # the VNNI path biases x to unsigned and takes 128 * sum(w) back: -128 and 127 at both ends,
+    # K tails that fill part of a vector, rows past nx / nw repeated and ignored
+    g = torch.Generator().manual_seed(k * 16 + nx * 4 + nw)
+    x = torch.randint(-128, 128, (nx, max(k, 1)), generator=g, dtype=torch.int8)[:, :k].contiguous()
+    w = torch.randint(-128, 128, (nw, max(k, 1)), generator=g, dtype=torch.int8)[:, :k].contiguous()
+    if k:
+        x[0, 0], w[0, 0], x[-1, -1], w[-1, -1] = -128, -128, 127, -128
+    acc = torch.full((4, 4), -7, dtype=torch.int32)
+    lib.dot_i8(_ptr(x), nx, _ptr(w), nw, k, _ptr(acc))
+    ref = x.to(torch.int64) @ w.to(torch.int64).T
+    assert torch.equal(acc[:nx, :nw].to(torch.int64), ref)
+
+
+def test_int8_dot_block_takes_the_widest_path(lib):
+    path = ctypes.string_at(lib.i8path()).decode()
+    isa = ctypes.string_at(lib.isa()).decode()
+    want = {"generic": "generic", "avx2": "avx2"}.get(isa)
+    if want is None:  # the AVX-512 build: VNNI where the machine has it
+        want = "avx512-vnni" if "avx512_vnni" in _cpu_flags() else "avx2"
+    assert path == want
 
 
 def _record(template: str, cfg: dict, median_ms: float, machine: str) -> EvalRecord:

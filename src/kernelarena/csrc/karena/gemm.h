@@ -432,12 +432,89 @@ static inline kg_vf kg_exp(kg_vf x) { return kv_exp_fast(x); }
 /* silu(g) * u = g / (1 + exp(-g)) * u */
 static inline kg_vf kg_silu_mul(kg_vf g, kg_vf u) { return g / (1.0f + kg_exp(-g)) * u; }
 
-/* ---- int8 dot-product block for the quantized GEMMs' vector path (AVX2/generic; AMX elsewhere) ----
-   acc[i * 4 + j] = sum_k x_i[k] * w_j[k] (exact int32) for 4 activation rows and 4 weight rows;
-   rows past nx / nw repeat the last valid row (their results are ignored). gcc turns the widening
-   multiply-add reduction into vpmovsxbw + vpmaddwd (or VNNI where the target has it). */
+/* ---- int8 dot-product block for the quantized GEMMs' vector path (AMX elsewhere) ----
+   acc[i * 4 + j] = sum_k x_i[k] * w_j[k], exact int32, for 4 activation rows and 4 weight rows;
+   rows past nx / nw repeat the last valid row (their results are ignored). Any int8 values.
+   wsum[j] = kg_i8_sum(w_j, K): the VNNI path needs it (below); callers compute it once per weight
+   block, which every token block then reuses. Paths:
+     AVX-512 VNNI  vpdpbusd takes unsigned x signed bytes, so x is biased to x + 128 (x ^ 0x80) and
+                   the bias is taken back exactly: sum (x + 128) w - 128 sum w. 64 MACs an
+                   instruction, 16 zmm accumulators.
+     AVX2          bytes sign-extended to int16 (vpmovsxbw) and multiplied pairwise (vpmaddwd):
+                   exact for any int8; two passes of 4 x 2 rows keep the accumulators in 16 ymm.
+     other         a widening multiply-add reduction the compiler vectorizes. */
+static inline int32_t kg_i8_sum(const int8_t* w, long K) {
+  int32_t s = 0;
+#pragma omp simd reduction(+ : s)
+  for (long k = 0; k < K; ++k) s += w[k];
+  return s;
+}
+
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+#define KG_I8_PATH "avx512-vnni"
 static inline void kg_dot_i8_4x4(const int8_t* const* x, int nx, const int8_t* const* w, int nw, long K,
-                                 int32_t* acc) {
+                                 const int32_t* wsum, int32_t* acc) {
+  const int8_t* xr[4];
+  const int8_t* wr[4];
+  for (int i = 0; i < 4; ++i) {
+    xr[i] = x[i < nx ? i : 0];
+    wr[i] = w[i < nw ? i : 0];
+  }
+  const __m512i bias = _mm512_set1_epi8((char)0x80);
+  __m512i c[16];
+  for (int t = 0; t < 16; ++t) c[t] = _mm512_setzero_si512();
+  for (long k = 0; k < K; k += 64) {
+    const __mmask64 m = K - k >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (K - k)) - 1);
+    __m512i wv[4];
+    for (int j = 0; j < 4; ++j) wv[j] = _mm512_maskz_loadu_epi8(m, wr[j] + k);
+    for (int i = 0; i < 4; ++i) {
+      /* masked-off lanes: x = 0 -> 128, times w = 0 */
+      const __m512i xv = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, xr[i] + k), bias);
+      for (int j = 0; j < 4; ++j) c[i * 4 + j] = _mm512_dpbusd_epi32(c[i * 4 + j], xv, wv[j]);
+    }
+  }
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) acc[i * 4 + j] = _mm512_reduce_add_epi32(c[i * 4 + j]) - 128 * wsum[j < nw ? j : 0];
+}
+#elif defined(__AVX2__)
+#define KG_I8_PATH "avx2"
+static inline void kg_dot_i8_4x4(const int8_t* const* x, int nx, const int8_t* const* w, int nw, long K,
+                                 const int32_t* wsum, int32_t* acc) {
+  (void)wsum;
+  const int8_t* xr[4];
+  const int8_t* wr[4];
+  for (int i = 0; i < 4; ++i) {
+    xr[i] = x[i < nx ? i : 0];
+    wr[i] = w[i < nw ? i : 0];
+  }
+  const long kv = K / 16 * 16;
+  for (int jp = 0; jp < 4; jp += 2) {
+    __m256i c[8];
+    for (int t = 0; t < 8; ++t) c[t] = _mm256_setzero_si256();
+    for (long k = 0; k < kv; k += 16) {
+      const __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(wr[jp] + k)));
+      const __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(wr[jp + 1] + k)));
+      for (int i = 0; i < 4; ++i) {
+        const __m256i xv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(xr[i] + k)));
+        c[2 * i] = _mm256_add_epi32(c[2 * i], _mm256_madd_epi16(xv, w0));
+        c[2 * i + 1] = _mm256_add_epi32(c[2 * i + 1], _mm256_madd_epi16(xv, w1));
+      }
+    }
+    for (int i = 0; i < 4; ++i)
+      for (int jj = 0; jj < 2; ++jj) {
+        const __m128i h = _mm_add_epi32(_mm256_castsi256_si128(c[2 * i + jj]), _mm256_extracti128_si256(c[2 * i + jj], 1));
+        const __m128i q = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
+        int32_t s = _mm_cvtsi128_si32(_mm_add_epi32(q, _mm_shuffle_epi32(q, 0xB1)));
+        for (long k = kv; k < K; ++k) s += (int32_t)xr[i][k] * wr[jp + jj][k];
+        acc[i * 4 + jp + jj] = s;
+      }
+  }
+}
+#else
+#define KG_I8_PATH "generic"
+static inline void kg_dot_i8_4x4(const int8_t* const* x, int nx, const int8_t* const* w, int nw, long K,
+                                 const int32_t* wsum, int32_t* acc) {
+  (void)wsum;
   const int8_t* x0 = x[0]; const int8_t* x1 = x[nx > 1 ? 1 : 0];
   const int8_t* x2 = x[nx > 2 ? 2 : 0]; const int8_t* x3 = x[nx > 3 ? 3 : 0];
   const int8_t* w0 = w[0]; const int8_t* w1 = w[nw > 1 ? 1 : 0];
@@ -458,5 +535,6 @@ static inline void kg_dot_i8_4x4(const int8_t* const* x, int nx, const int8_t* c
   acc[8] = a20; acc[9] = a21; acc[10] = a22; acc[11] = a23;
   acc[12] = a30; acc[13] = a31; acc[14] = a32; acc[15] = a33;
 }
+#endif
 
 #endif /* KARENA_GEMM_H */

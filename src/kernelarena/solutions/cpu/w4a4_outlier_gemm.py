@@ -10,7 +10,8 @@ then, re-zeroed, over the outlier channels, each result stored once. The float e
 token's column of both accumulators and writes ``w_scale * (acc4 * x4_scale + acc8 * x8_scale)``
 as one contiguous 16-channel store. OpenMP splits channel blocks. Without AMX (or without the
 kernel's AMX permission) a vector path runs instead: 4 weight rows x 4 tokens of exact int32 dot
-products per register block (``kg_dot_i8_4x4`` of ``karena/gemm.h``: vpmovsxbw + vpmaddwd with AVX2).
+products per register block (``kg_dot_i8_4x4`` of ``karena/gemm.h``: AVX-512 VNNI ``vpdpbusd`` on
+biased activations, vpmovsxbw + vpmaddwd with AVX2).
 """
 
 import torch
@@ -37,7 +38,7 @@ static void gemm_portable(const int8_t* restrict x4, const float* restrict s4, c
   #pragma omp parallel
   {
     int8_t* wo = (int8_t*)malloc(4 * O + 4);
-    int32_t a4[16], a8[16];
+    int32_t a4[16], a8[16], sw4[4], sw8[4];
     #pragma omp for schedule(static)
     for (long b = 0; b < nb; ++b) {
       const long n0 = 4 * b, nw = N - n0 < 4 ? N - n0 : 4;
@@ -46,6 +47,8 @@ static void gemm_portable(const int8_t* restrict x4, const float* restrict s4, c
         wr[j] = w + (n0 + (j < nw ? j : 0)) * K;
         wor[j] = wo + j * O;
         for (long o = 0; o < O; ++o) wo[j * O + o] = wr[j][idx[o]];
+        sw4[j] = kg_i8_sum(wr[j], K);
+        sw8[j] = kg_i8_sum(wor[j], O);
       }
       for (long m0 = 0; m0 < M; m0 += 4) {
         const long nx = M - m0 < 4 ? M - m0 : 4;
@@ -55,8 +58,8 @@ static void gemm_portable(const int8_t* restrict x4, const float* restrict s4, c
           xr[i] = x4 + m * K;
           xo[i] = x8 + m * O;
         }
-        kg_dot_i8_4x4(xr, (int)nx, wr, (int)nw, K, a4);
-        kg_dot_i8_4x4(xo, (int)nx, wor, (int)nw, O, a8);
+        kg_dot_i8_4x4(xr, (int)nx, wr, (int)nw, K, sw4, a4);
+        kg_dot_i8_4x4(xo, (int)nx, wor, (int)nw, O, sw8, a8);
         for (long i = 0; i < nx; ++i)
           for (long j = 0; j < nw; ++j)
             y[(m0 + i) * N + n0 + j] = ((float)a4[i * 4 + j] * s4[m0 + i] + (float)a8[i * 4 + j] * s8[m0 + i]) * ws[n0 + j];

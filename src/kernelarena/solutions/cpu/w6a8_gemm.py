@@ -10,8 +10,8 @@ operand. Four 16x16 int32 accumulator tiles cover 32 channels x 32 tokens per 64
 float epilogue applies ``x_scale[m] * w_scale[n]``. OpenMP splits channel blocks; every thread
 loads its own tile configuration. Where AMX is missing or the kernel refuses the AMX permission
 request, a vector path runs instead: the same unpacking, then 4 weight rows x 4 tokens of exact
-int32 dot products per register block (``kg_dot_i8_4x4`` of ``karena/gemm.h``: vpmovsxbw +
-vpmaddwd with AVX2).
+int32 dot products per register block (``kg_dot_i8_4x4`` of ``karena/gemm.h``: AVX-512 VNNI
+``vpdpbusd`` on biased activations, vpmovsxbw + vpmaddwd with AVX2).
 """
 
 import torch
@@ -71,18 +71,19 @@ static void gemm_portable(const int8_t* restrict x, const float* restrict xs, co
   #pragma omp parallel
   {
     int8_t* w = (int8_t*)aligned_alloc(64, 4 * kp);
-    int32_t acc[16];
+    int32_t acc[16], sw[4];
     #pragma omp for schedule(static)
     for (long b = 0; b < nb; ++b) {
       const long n0 = 4 * b, nw = N - n0 < 4 ? N - n0 : 4;
       const int8_t* wr[4];
       for (long j = 0; j < nw; ++j) unpack_row(qw + (n0 + j) * (3 * K / 4), K, w + j * kp, kp);
       for (long j = 0; j < 4; ++j) wr[j] = w + (j < nw ? j : 0) * kp;
+      for (long j = 0; j < 4; ++j) sw[j] = kg_i8_sum(wr[j], K);
       for (long m0 = 0; m0 < M; m0 += 4) {
         const long nx = M - m0 < 4 ? M - m0 : 4;
         const int8_t* xr[4];
         for (long i = 0; i < 4; ++i) xr[i] = x + (m0 + (i < nx ? i : 0)) * K;
-        kg_dot_i8_4x4(xr, (int)nx, wr, (int)nw, K, acc);
+        kg_dot_i8_4x4(xr, (int)nx, wr, (int)nw, K, sw, acc);
         for (long i = 0; i < nx; ++i)
           for (long j = 0; j < nw; ++j) y[(m0 + i) * N + n0 + j] = ((float)acc[i * 4 + j] * xs[m0 + i]) * ws[n0 + j];
       }
