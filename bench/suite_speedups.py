@@ -1,10 +1,12 @@
 """Speedups of the built-in solutions of a suite against torch eager and torch.compile.
 
 Usage: python bench/suite_speedups.py [--suite llm] [--budget 1.0] [--only a,b] [--isa avx2] [--json out.json]
-Runs `suite run` twice (baselines eager and compile; interleaved timing, headline shapes, cold
-cache) and prints per task: speedup vs eager, speedup vs compile, % of roofline, plus the suite's
-geometric means. ``--isa avx2|generic`` forces the SIMD path of the C solutions (``KARENA_CPU_ISA``,
-set before any solution is built, so the sandbox's workers inherit it); the path is printed.
+Runs `suite run` once per baseline (eager, then compile; interleaved timing, headline shapes, cold
+cache; the second run reuses the first one's stored verdicts) and prints per task: the code path it
+ran on, speedup vs eager, speedup vs compile, % of roofline and whether the roofline is set by
+memory or compute, then the suite's geometric means and issue 13's targets, each met or not.
+``--isa avx2|generic`` forces the SIMD path of the C solutions (``KARENA_CPU_ISA``, set before any
+solution is built, so the sandbox's workers inherit it).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -26,10 +30,26 @@ from kernelarena.store.sqlite import Store  # noqa: E402
 from kernelarena.suite import builtin_solutions_dir, resolve_suite, run_suite  # noqa: E402
 from kernelarena.types import CheckOptions, TimingOptions  # noqa: E402
 
+# issue 13's targets (per machine kind)
+GEOMEAN_EAGER = 2.0
+FLOOR_EAGER = 0.9
+GEOMEAN_COMPILE = 1.0
+MEMORY_BOUND_ROOF = 70.0
+
 
 def geomean(xs: list[float | None]) -> float | None:
     ok = [x for x in xs if x and x > 0]
     return math.exp(sum(math.log(x) for x in ok) / len(ok)) if ok else None
+
+
+def bound_of(r: dict[str, Any], profile: Any) -> str:
+    """'memory' when moving the task's bytes at DRAM bandwidth takes longer than its flops at peak."""
+    from kernelarena.hw.roofline import peak_flops
+
+    flops, nbytes = r.get("flops") or 0.0, r.get("bytes_moved") or 0.0
+    if not flops and not nbytes:
+        return "-"
+    return "memory" if nbytes / profile.mem_bw_bytes_per_s >= flops / peak_flops(profile) else "compute"
 
 
 def main() -> None:
@@ -43,7 +63,12 @@ def main() -> None:
     args = ap.parse_args()
     if args.isa:
         os.environ["KARENA_CPU_ISA"] = args.isa
-    print(f"CPU SIMD path: {settings.gemm_cpu_isa()} (KARENA_CPU_ISA)", flush=True)
+    from kernelarena.backends.gemm_build import simd_path
+    from kernelarena.hw import load_or_measure
+    from kernelarena.hw.profile import cpu_model_name
+
+    print(f"CPU: {cpu_model_name()}; C solutions built for the {simd_path()} path "
+          f"(KARENA_CPU_ISA={settings.gemm_cpu_isa()}); {settings.num_threads()} threads", flush=True)  # fmt: skip
     suite = resolve_suite(args.suite)
     sols = builtin_solutions_dir()
     if args.only:  # a temporary suite with just these tasks
@@ -52,28 +77,61 @@ def main() -> None:
         for name in args.only.split(","):
             shutil.copy(suite / f"{name}.py", tmp / "t" / f"{name}.py")
         suite = tmp / "t"
+    baselines = args.baselines.split(",")
     results: dict[str, dict[str, dict]] = {}
+    t0 = time.monotonic()
     with Store(settings.db_path()) as store:
-        for baseline in args.baselines.split(","):
+        for baseline in baselines:
             summary = run_suite(
                 suite, sols, baseline=baseline, store=store,
                 check_options=CheckOptions(seeds=1), timing_options=TimingOptions(budget_s=args.budget),
-                progress=lambda d, n, r: print(f"  [{d}/{n}] {r['task']}: {r['verdict']} {r.get('speedup') or ''}",
-                                               file=sys.stderr, flush=True),
+                progress=lambda d, n, r: print(f"  [{d}/{n}] {time.monotonic() - t0:6.0f} s  {r['task']}: "
+                                               f"{r['verdict']} {r.get('speedup') or ''}", file=sys.stderr, flush=True),
             )  # fmt: skip
             for r in summary["results"]:
                 results.setdefault(r["task"], {})[baseline] = r
+    profile = load_or_measure(settings.db_path(), quick=True)
     names = sorted(results)
-    print(f"{'task':32s} {'vs eager':>9s} {'vs compile':>11s} {'%roof':>6s}  {'cand ms':>9s}  verdict")
+    print(
+        f"\n{'task':32s} {'path':16s} {'x eager':>8s} {'x compile':>10s} {'%roof':>6s} {'bound':>8s}  verdict"
+    )
+    rows = []
     for n in names:
         e, c = results[n].get("eager", {}), results[n].get("compile", {})
-        sp = lambda r: f"{r['speedup']:.2f}x" if r.get("speedup") else "-"  # noqa: E731
-        roof = e.get("percent_of_roofline")
-        print(f"{n:32s} {sp(e):>9s} {sp(c):>11s} {roof if roof is None else round(roof):>6}  "
-              f"{e.get('candidate_ms') or 0:9.3f}  {e.get('verdict') or 'no solution'}")  # fmt: skip
-    for b in args.baselines.split(","):
-        g = geomean([results[n].get(b, {}).get("speedup") for n in names])
+        roof, bound = e.get("percent_of_roofline"), bound_of(e, profile)
+        rows.append((n, e.get("speedup"), roof, bound, e.get("verdict")))
+        sp = lambda r: f"{r['speedup']:.2f}" if r.get("speedup") else "-"  # noqa: E731
+        print(f"{n:32s} {e.get('code_path') or '-':16s} {sp(e):>8s} {sp(c):>10s} "
+              f"{'-' if roof is None else round(roof):>6} {bound:>8s}  {e.get('verdict') or 'no solution'}")  # fmt: skip
+    means = {b: geomean([results[n].get(b, {}).get("speedup") for n in names]) for b in baselines}
+    for b, g in means.items():
         print(f"geomean speedup vs {b}: {g:.2f}x" if g else f"geomean vs {b}: -")
+    print(f"wall time {time.monotonic() - t0:.0f} s")
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    print(f"\ntargets on this machine ({simd_path()} path):")
+    ge = means.get("eager")
+    if ge:
+        print(f"  geomean >= {GEOMEAN_EAGER}x over eager: {ge:.2f}x, {verdict(ge >= GEOMEAN_EAGER)}")
+    slow = [f"{n} {s:.2f}x" for n, s, *_ in rows if s is not None and s < FLOOR_EAGER]
+    failed = [n for n, s, _r, _b, v in rows if v != "pass"]
+    print(
+        f"  no task below {FLOOR_EAGER}x eager: {verdict(not slow)}"
+        + (f" ({', '.join(slow)})" if slow else "")
+    )
+    if failed:
+        print(f"  tasks that did not pass (no speedup): {', '.join(failed)}")
+    gc = means.get("compile")
+    if gc:
+        print(
+            f"  geomean >= {GEOMEAN_COMPILE}x over torch.compile: {gc:.2f}x, {verdict(gc >= GEOMEAN_COMPILE)}"
+        )
+    mem = [(n, r) for n, _s, r, b, _v in rows if b == "memory" and r is not None]
+    low = [f"{n} {r:.0f}%" for n, r in mem if r < MEMORY_BOUND_ROOF]
+    print(f"  memory-bound tasks >= {MEMORY_BOUND_ROOF:.0f}% of the roofline: {len(mem) - len(low)} of {len(mem)}, "
+          f"{verdict(not low)}" + (f" (below: {', '.join(low)})" if low else ""))  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 

@@ -265,7 +265,12 @@ def bench(
     skipped = backend_of(sol).timing_skipped(copts)
     if skipped:
         verdict = verified if verified is not None else pipeline.verify_any(t, sol, copts)
-        return BenchResult(verdict=verdict, baseline_kind=baseline, flags=(skipped,))
+        return BenchResult(
+            verdict=verdict,
+            baseline_kind=baseline,
+            flags=(skipped,),
+            code_path=backend_of(sol).code_path(copts),
+        )
     pipeline.memory_guard(t)
     with pipeline.memory_errors(t), pipeline.workers(copts) as (ref, cand):
         if progress:
@@ -293,6 +298,7 @@ def bench(
                 progress,
                 store.path if store is not None else None,
             )
+    result = replace(result, code_path=backend_of(sol).code_path(copts))
     if store is not None:
         store.put(key, "bench", _meta(t, sol, baseline, copts),
                   {"verdict": "pass" if result.passed else "fail", "speedup": result.speedup,
@@ -475,6 +481,7 @@ def bench_from_json(data: dict[str, Any], note: str | None = None) -> BenchResul
         flops=data.get("flops"),
         bytes_moved=data.get("bytes_moved"),
         metrics=CallMetrics.from_json(data.get("metrics")),
+        code_path=data.get("code_path"),
     )
 
 

@@ -281,6 +281,7 @@ def _bench_payload(b: Any) -> dict[str, Any]:
             "baseline_measurement": to_jsonable(b.baseline) if b.baseline else None,
             "unstable": b.unstable,
             "percent_of_roofline": b.percent_of_roofline,
+            "code_path": b.code_path,
             "metrics": to_jsonable(b.metrics) if b.metrics else None,
         }
     )
@@ -297,7 +298,7 @@ def _bench_text(b: Any) -> str:
         text += (
             f"\ncandidate {c.median_ms:.4g} ms (IQR {c.iqr_ms:.2g})  baseline[{b.baseline_kind}] {s.median_ms:.4g} ms"
             f" (IQR {s.iqr_ms:.2g})  {c.calls} calls/side in {c.rounds} interleaved rounds, cache {c.cache},"
-            f" mode {c.mode}, {c.threads} threads"
+            f" mode {c.mode}, {c.threads} threads{f', path {b.code_path}' if b.code_path else ''}"
             f"\nspeedup {b.speedup:.3f}x  95% CI [{b.speedup_ci[0]:.3f}, {b.speedup_ci[1]:.3f}]"
         )
         if b.percent_of_roofline is not None:

@@ -136,6 +136,9 @@ def evaluate_pair(
             "candidate_ms": b.candidate.median_ms if b.candidate else None,
             "baseline_ms": b.baseline.median_ms if b.baseline else None,
             "percent_of_roofline": b.percent_of_roofline,
+            "code_path": b.code_path,
+            "flops": b.flops,
+            "bytes_moved": b.bytes_moved,
             "reasons": list(b.verdict.reasons) + list(b.reasons),
             "flags": list(b.verdict.flags) + list(b.flags),
         }

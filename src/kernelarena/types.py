@@ -211,6 +211,7 @@ class BenchResult:
     )
     bytes_moved: float | None = None
     metrics: CallMetrics | None = None  # peak memory, allocations, overhead, energy per call
+    code_path: str | None = None  # what the candidate ran on here, e.g. "c/avx2" (Backend.code_path)
 
     @property
     def passed(self) -> bool:

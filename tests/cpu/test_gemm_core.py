@@ -142,6 +142,13 @@ def test_int8_dot_block_is_exact_for_every_int8_value(lib, k, nx, nw):
     assert torch.equal(acc[:nx, :nw].to(torch.int64), ref)
 
 
+def test_bench_records_state_the_path_the_build_took(lib, monkeypatch):
+    # what a bench record calls the path (gcc's macros for these flags) is what the header compiled
+    isa = ctypes.string_at(lib.isa()).decode()
+    monkeypatch.setenv("KARENA_CPU_ISA", isa)
+    assert gemm_build.simd_path((*c.DEFAULT_FLAGS, *gemm_build.isa_flags())) == isa
+
+
 def test_int8_dot_block_takes_the_widest_path(lib):
     path = ctypes.string_at(lib.i8path()).decode()
     isa = ctypes.string_at(lib.isa()).decode()

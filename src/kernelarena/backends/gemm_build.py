@@ -6,7 +6,9 @@ verified here; the header picks its register tile from the compiler's ISA macros
 
 from __future__ import annotations
 
+import functools
 import platform
+import subprocess
 
 from kernelarena import settings
 from kernelarena.backends.c import DEFAULT_FLAGS
@@ -39,3 +41,21 @@ FLAGS: tuple[str, ...] = (*DEFAULT_FLAGS, "-fno-math-errno", "-fno-trapping-math
 # ISA choice, and gcc may use whole 512-bit registers where the path has them (it prefers 256 bits
 # otherwise); on the avx2/generic paths the preference is moot.
 SIMD_FLAGS: tuple[str, ...] = (*FLAGS, "-mprefer-vector-width=512")
+
+
+@functools.cache
+def simd_path(flags: tuple[str, ...] = FLAGS) -> str:
+    """The SIMD path a build with ``flags`` takes here, as ``karena/vmath.h`` chooses it from the
+    compiler's ISA macros: ``avx512``, ``avx2`` (with FMA) or ``generic``; the bench record states it."""
+    try:
+        out = subprocess.run(
+            ["gcc", *flags, "-dM", "-E", "-x", "c", "/dev/null"], capture_output=True, text=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (gcc did not answer)"
+    macros = {line.split()[1] for line in out.splitlines() if line.startswith("#define ")}
+    if "__AVX512F__" in macros:
+        return "avx512"
+    if {"__AVX2__", "__FMA__"} <= macros:
+        return "avx2"
+    return "generic"

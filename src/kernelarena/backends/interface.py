@@ -75,6 +75,11 @@ class Backend:
     def build_key(self, options: CheckOptions) -> dict[str, Any]:
         return {"backend": self.name}
 
+    def code_path(self, options: CheckOptions) -> str:
+        """The code path a solution of this backend runs on here, stated in bench records
+        (e.g. ``c/avx2``: the SIMD path the C build took on this machine)."""
+        return self.name
+
 
 @dataclass(frozen=True)
 class CBackend(Backend):
@@ -90,6 +95,11 @@ class CBackend(Backend):
 
         return {"backend": self.name, "gcc": compiler_version()}
 
+    def code_path(self, options: CheckOptions) -> str:
+        from kernelarena.backends.gemm_build import simd_path
+
+        return f"c/{simd_path()}"
+
 
 @dataclass(frozen=True)
 class NumbaBackend(Backend):
@@ -104,6 +114,9 @@ class NumbaBackend(Backend):
 
     def build_key(self, options: CheckOptions) -> dict[str, Any]:
         return {"backend": self.name, "numba": _dist_version("numba"), "llvmlite": _dist_version("llvmlite")}
+
+    def code_path(self, options: CheckOptions) -> str:
+        return "numba/host-cpu"  # LLVM compiles for the CPU it runs on
 
 
 @dataclass(frozen=True)
@@ -149,6 +162,9 @@ class TritonBackend(Backend):
             checked=("Triton kernels compiled for sm_90 (registers, spills)",),
             not_checked=("execution on a GPU (Triton ran under its CPU interpreter)",),
         )
+
+    def code_path(self, options: CheckOptions) -> str:
+        return "triton/interpreter" if self._interpreted(options) else "triton/gpu"
 
     def build_key(self, options: CheckOptions) -> dict[str, Any]:
         return {
