@@ -12,6 +12,7 @@ import gc
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -115,7 +116,25 @@ def evaluate_pair(
     fresh: bool,
     timing_lock: Any,
 ) -> dict[str, Any]:
-    """One pair: check, then (if it passed and a baseline is set) bench. Never raises."""
+    """One pair: check, then (if it passed and a baseline is set) bench. Never raises.
+
+    ``seconds``: the pair's wall time (verification, timing, waiting for the timing lock)."""
+    start = time.monotonic()
+    res = _evaluate(pair, baseline, copts, topts, store=store, fresh=fresh, timing_lock=timing_lock)
+    res["seconds"] = round(time.monotonic() - start, 1)
+    return res
+
+
+def _evaluate(
+    pair: Pair,
+    baseline: str | None,
+    copts: CheckOptions,
+    topts: TimingOptions,
+    *,
+    store: Store | None,
+    fresh: bool,
+    timing_lock: Any,
+) -> dict[str, Any]:
     if pair.solution is None:
         return {"task": pair.name, "status": "missing", "verdict": None, "speedup": None}
     try:

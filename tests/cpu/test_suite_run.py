@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from kernelarena.report.table import suite_table
 from kernelarena.suite import summarize
 
 pytestmark = [pytest.mark.cpu, pytest.mark.timeout(400)]
@@ -68,6 +69,11 @@ def test_suite_metrics_and_failures(tmp_path: Path, data: Path) -> None:
     bad = next(r for r in s["results"] if r["task"] == "bad")
     assert bad["verdict"] == "fail" and "SIGSEGV" in bad["reasons"][0]
     assert "[4/4" in err  # progress lines on stderr
+    for r in s["results"]:
+        if r["task"] != "nosolution":
+            assert r["seconds"] > 0, r
+        if r["verdict"] == "pass":
+            assert r["code_path"].startswith(("c/", "torch", "numba")), r
 
 
 def _rows(db: Path) -> dict[str, float]:
@@ -113,6 +119,18 @@ def test_summarize_metrics() -> None:
     assert s["pairs"] == 3 and s["missing"] == ["d"]
     assert s["fast_p"] == {"0": 2 / 3, "1": 1 / 3, "1.5": 1 / 3, "2": 1 / 3}
     assert abs(s["geomean_speedup"] - (2.5 * 0.5) ** 0.5) < 1e-12
+
+
+def test_suite_table_names_paths_and_the_longest_pairs() -> None:
+    results = [
+        {"task": "a", "status": "done", "verdict": "pass", "speedup": 2.5, "code_path": "c/avx2", "seconds": 12.0},
+        {"task": "b", "status": "done", "verdict": "pass", "speedup": 0.5, "code_path": "numba/host-cpu", "seconds": 30.0},
+        {"task": "c", "status": "done", "verdict": "fail", "speedup": None, "seconds": 4.0, "reasons": ["wrong"]},
+    ]
+    text = suite_table({**summarize(results), "results": results})
+    assert "c/avx2" in text and "numba/host-cpu" in text
+    assert "slowest against the baseline: b 0.50x, a 2.50x" in text
+    assert "evaluation wall time 46 s; longest: b 30 s, a 12 s, c 4 s" in text
 
 
 def test_ray_executor_runs_pairs(tmp_path: Path, data: Path) -> None:

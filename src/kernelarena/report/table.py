@@ -40,11 +40,12 @@ def suite_table(summary: dict[str, Any]) -> str:
                 fmt(r.get("candidate_ms"), ".3f"),
                 fmt(r.get("baseline_ms"), ".3f"),
                 fmt(r.get("percent_of_roofline"), ".0f"),
+                r.get("code_path") or "-",
                 (r.get("reasons") or [""])[0][:70],
             ]
         )
     body = table(
-        ["task", "verdict", "speedup", "95% CI", "cand ms", "base ms", "%roof", "first reason"],
+        ["task", "verdict", "speedup", "95% CI", "cand ms", "base ms", "%roof", "path", "first reason"],
         rows,
         right=(2, 4, 5, 6),
     )
@@ -60,6 +61,11 @@ def suite_table(summary: dict[str, Any]) -> str:
     if timed:
         foot += "\nslowest against the baseline: " + ", ".join(
             f"{r['task']} {r['speedup']:.2f}x" for r in timed[:3]
+        )
+    took = sorted((r for r in summary["results"] if r.get("seconds")), key=lambda r: -r["seconds"])
+    if took:
+        foot += f"\nevaluation wall time {sum(r['seconds'] for r in took):.0f} s; longest: " + ", ".join(
+            f"{r['task']} {r['seconds']:.0f} s" for r in took[:3]
         )
     if summary.get("missing"):
         foot += f"\nno solution for: {', '.join(summary['missing'])}"
