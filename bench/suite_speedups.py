@@ -4,7 +4,7 @@ Usage: python bench/suite_speedups.py [--suite llm] [--budget 1.0] [--only a,b] 
 Runs `suite run` once per baseline (eager, then compile; interleaved timing, headline shapes, cold
 cache; the second run reuses the first one's stored verdicts) and prints per task: the code path it
 ran on, speedup vs eager, speedup vs compile, % of roofline and whether the roofline is set by
-memory or compute, then the suite's geometric means and issue 13's targets, each met or not.
+memory, fp32 compute or (for tasks with ``int_ops()``) int8 dot products, then the suite's geometric means and issue 13's targets, each met or not.
 ``--isa avx2|generic`` forces the SIMD path of the C solutions (``KARENA_CPU_ISA``, set before any
 solution is built, so the sandbox's workers inherit it).
 """
@@ -42,10 +42,14 @@ def geomean(xs: list[float | None]) -> float | None:
     return math.exp(sum(math.log(x) for x in ok) / len(ok)) if ok else None
 
 
-def bound_of(r: dict[str, Any], profile: Any) -> str:
-    """'memory' when moving the task's bytes at DRAM bandwidth takes longer than its flops at peak."""
+def bound_of(r: dict[str, Any], profile: Any, task_path: Path) -> str:
+    """'memory' when moving the task's bytes at DRAM bandwidth takes longer than its flops at peak;
+    'int8' for a task whose integer dot products (``int_ops()``) the fp32 roofline does not model."""
     from kernelarena.hw.roofline import peak_flops
+    from kernelarena.tasks.loader import load_task
 
+    if load_task(task_path, max_bytes=None).has_int_ops:
+        return "int8"
     flops, nbytes = r.get("flops") or 0.0, r.get("bytes_moved") or 0.0
     if not flops and not nbytes:
         return "-"
@@ -58,7 +62,10 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=1.0)
     ap.add_argument("--only", help="comma-separated task names")
     ap.add_argument("--baselines", default="eager,compile")
-    ap.add_argument("--json", type=Path)
+    ap.add_argument("--json", type=Path, help="write every result here")
+    ap.add_argument(
+        "--from-json", type=Path, help="print the table of an earlier run's --json file, run nothing"
+    )
     ap.add_argument("--isa", choices=["native", "avx512", "avx2", "generic"], help="force the CPU SIMD path")
     args = ap.parse_args()
     if args.isa:
@@ -80,6 +87,9 @@ def main() -> None:
     baselines = args.baselines.split(",")
     results: dict[str, dict[str, dict]] = {}
     t0 = time.monotonic()
+    if args.from_json:
+        results = json.loads(args.from_json.read_text())
+        baselines = []
     with Store(settings.db_path()) as store:
         for baseline in baselines:
             summary = run_suite(
@@ -98,15 +108,22 @@ def main() -> None:
     rows = []
     for n in names:
         e, c = results[n].get("eager", {}), results[n].get("compile", {})
-        roof, bound = e.get("percent_of_roofline"), bound_of(e, profile)
+        roof, bound = e.get("percent_of_roofline"), bound_of(e, profile, suite / f"{n}.py")
         rows.append((n, e.get("speedup"), roof, bound, e.get("verdict")))
         sp = lambda r: f"{r['speedup']:.2f}" if r.get("speedup") else "-"  # noqa: E731
         print(f"{n:32s} {e.get('code_path') or '-':16s} {sp(e):>8s} {sp(c):>10s} "
               f"{'-' if roof is None else round(roof):>6} {bound:>8s}  {e.get('verdict') or 'no solution'}")  # fmt: skip
+    baselines = baselines or sorted(
+        {b for r in results.values() for b in r}, key=lambda b: (b != "eager", b != "compile", b)
+    )
     means = {b: geomean([results[n].get(b, {}).get("speedup") for n in names]) for b in baselines}
     for b, g in means.items():
         print(f"geomean speedup vs {b}: {g:.2f}x" if g else f"geomean vs {b}: -")
-    print(f"wall time {time.monotonic() - t0:.0f} s")
+    took = sum(r.get("seconds") or 0 for by in results.values() for r in by.values())
+    print(
+        f"wall time {time.monotonic() - t0:.0f} s"
+        + (f"; the pairs' own evaluation {took:.0f} s" if took else "")
+    )
 
     def verdict(ok: bool) -> str:
         return "met" if ok else "NOT met"

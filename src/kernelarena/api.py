@@ -367,6 +367,11 @@ def _timed(
     )
     if note:
         flags.append(note)
+    if pct is not None and t.has_int_ops:
+        flags.append(
+            "% of roofline counts memory traffic and fp32 work only: this task's integer dot products "
+            "(int_ops()) run on int8 units whose peak the machine profile does not measure"
+        )
     implausible = (pct is not None and pct > 100.0) or pair.speedup > IMPLAUSIBLE_SPEEDUP
     if implausible:
         why = (

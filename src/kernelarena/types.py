@@ -63,6 +63,7 @@ class Task:
     in_place: bool = False  # outputs may alias inputs (a declared in-place op)
     has_flops: bool = False
     has_bytes_moved: bool = False
+    has_int_ops: bool = False  # int_ops(*inputs): integer dot-product work the fp32 roofline omits
     has_memory_budget: bool = False  # MEMORY_BUDGET (bytes) or memory_budget(*inputs): enforced by check
     notes: tuple[str, ...] = ()  # what the loader did (derived variants, scaling)
 

@@ -26,5 +26,7 @@ def test_task_metadata(path) -> None:
     assert t.source.strip(), "SOURCE names the paper or system"
     assert len(t.variants) >= 3 and not any(v.derived for v in t.variants)
     assert t.has_flops and t.has_bytes_moved
+    # the integer-GEMM tasks state the int8 work their fp32 flops() leaves out
+    assert t.has_int_ops == (path.stem in ("w4a4_outlier_gemm", "w6a8_gemm"))
     module_doc = path.read_text().lstrip().startswith(('"""', "'''", "#"))
     assert module_doc, "a docstring says what the task computes"

@@ -477,6 +477,7 @@ def load_task(ref: str | Path, *, max_bytes: int | None = None) -> Task:
             in_place=bool(getattr(module, "IN_PLACE", False)),
             has_flops=callable(getattr(module, "flops", None)),
             has_bytes_moved=callable(getattr(module, "bytes_moved", None)),
+            has_int_ops=callable(getattr(module, "int_ops", None)),
             has_memory_budget=_has_budget(path, module),
             notes=tuple(notes),
         )

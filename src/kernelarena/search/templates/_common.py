@@ -1,5 +1,6 @@
-"""Helpers shared by the built-in templates: token substitution, the solution-file skeleton, and the
-space, constraints and OpenMP row loop of the normalization templates on ``karena/rownorm.h``."""
+"""Helpers shared by the built-in templates: token substitution, the solution-file skeleton, the
+space, constraints and OpenMP row loop of the normalization templates on ``karena/rownorm.h``, and
+the cache-block space of the GEMM-class templates on ``karena/gemm.h``."""
 
 from __future__ import annotations
 
@@ -93,3 +94,64 @@ def norm_lite(
     }
     configs = (dict(zip(dims, values, strict=True)) for values in itertools.product(*dims.values()))
     return [cfg for cfg in configs if constraints(cfg)]
+
+
+# ---- GEMM-class templates on karena/gemm.h: the shared core's include-time cache blocks ----
+# The micro-kernel and its register tile follow the ISA (the header's choice); what is left to the
+# machine is the K depth of a packed panel (kc), the rows of A per packed block (mc, a multiple of
+# both register-tile heights), the columns of B per packed block (nc) and the order of the two
+# register-tile loops (rows_outer: the A micro-panel stays in L1, B micro-panels stream from L2).
+GEMM_SPACE: dict[str, list[Any]] = {
+    "kc": [96, 128, 192, 256, 384, 512],
+    "mc": [24, 48, 96, 144, 192],
+    "nc": [256, 512, 1024, 2048],
+    "rows_outer": [True, False],
+}
+
+# Measured best for gemm_fp32 on a 2-core AVX-512 Xeon and with AVX2 forced there (docs/cpu_kernels.md);
+# on the AVX-512 path these are the header's own defaults, so a GEMM-class solution rendered with
+# them is the hand-written one.
+GEMM_DEFAULT: dict[str, Any] = {"kc": 256, "mc": 96, "nc": 1024, "rows_outer": True}
+
+
+def gemm_constraints(config: Mapping[str, Any]) -> bool:
+    """The packed B block (kc x nc floats, up to 5/4 kc with a folded K tail) fits a 4 MiB L2 share."""
+    return bool(config["kc"] * config["nc"] * 5 <= 4 << 20)
+
+
+def gemm_lite(hw: Any) -> list[dict[str, Any]]:
+    """B blocks within ``hw``'s L2, A blocks within half of it, both register-tile loop orders."""
+    l2_bytes = hw.l2_bytes
+    out = []
+    for kc in (192, 256, 384):
+        for mc in (48, 96, 144):
+            for nc in GEMM_SPACE["nc"][1:]:
+                if kc * nc * 4 > l2_bytes or mc * kc * 4 > l2_bytes // 2:
+                    continue
+                for rows_outer in (True, False):
+                    cfg = dict(kc=kc, mc=mc, nc=nc, rows_outer=rows_outer)
+                    if gemm_constraints(cfg):
+                        out.append(cfg)
+    return out or [dict(GEMM_DEFAULT)]
+
+
+def gemm_features(config: Mapping[str, Any], hw: Any) -> dict[str, float]:
+    return {
+        "b_block_over_l2": config["kc"] * config["nc"] * 4 / hw.l2_bytes,
+        "a_block_over_l2": config["mc"] * config["kc"] * 4 / hw.l2_bytes,
+        "rows_outer": float(config["rows_outer"]),
+    }
+
+
+def gemm_render(template: str, solution: str, config: Mapping[str, Any], doc: str) -> str:
+    """A GEMM-class solution file: ``solution`` (a solution module's code, ``@GEMM_KNOBS@`` before
+    its ``#include "karena/gemm.h"``) with ``config``'s cache blocks, under a generated docstring."""
+    return header(template, config, doc) + fill(solution, {"GEMM_KNOBS": gemm_knobs(config)})
+
+
+def gemm_knobs(config: Mapping[str, Any]) -> str:
+    """The ``#define`` block that sets karena/gemm.h's cache blocks (placed before its include)."""
+    return (
+        f"#define KG_KC {config['kc']}\n#define KG_MC {config['mc']}\n#define KG_NC {config['nc']}\n"
+        f"#define KG_ROWS_OUTER {c_bool(config['rows_outer'])}"
+    )

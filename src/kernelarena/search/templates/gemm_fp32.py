@@ -13,55 +13,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from kernelarena.search.hwinfo import HwInfo
-from kernelarena.search.templates._common import c_bool, fill, header
+from kernelarena.search.templates._common import (
+    GEMM_DEFAULT,
+    GEMM_SPACE,
+    fill,
+    gemm_constraints,
+    gemm_features,
+    gemm_knobs,
+    gemm_lite,
+    header,
+)
 
 TASK = "gemm_fp32"
 
-SPACE: dict[str, list[Any]] = {
-    "kc": [96, 128, 192, 256, 384, 512],
-    "mc": [24, 48, 96, 144, 192],
-    "nc": [256, 512, 1024, 2048],
-    "rows_outer": [True, False],
-}
-
-# Measured best on a 2-core AVX-512 Xeon and with AVX2 forced there (see docs/cpu_kernels.md, GEMM).
-DEFAULT: dict[str, Any] = {"kc": 256, "mc": 96, "nc": 1024, "rows_outer": True}
-
-
-def constraints(config: dict[str, Any]) -> bool:
-    # the packed B block (kc x nc floats, up to 5/4 kc with a folded tail) must fit a 4 MiB L2 share
-    return bool(config["kc"] * config["nc"] * 5 <= 4 << 20)
-
-
-def lite_space(hw: HwInfo) -> list[dict[str, Any]]:
-    """B blocks within L2, A blocks within half of L2, both tile-loop orders."""
-    out = []
-    for kc in (192, 256, 384):
-        for mc in (48, 96, 144):
-            for nc in SPACE["nc"][1:]:
-                if kc * nc * 4 > hw.l2_bytes or mc * kc * 4 > hw.l2_bytes // 2:
-                    continue
-                for rows_outer in (True, False):
-                    cfg = dict(kc=kc, mc=mc, nc=nc, rows_outer=rows_outer)
-                    if constraints(cfg):
-                        out.append(cfg)
-    return out or [dict(DEFAULT)]
-
-
-def features(config: dict[str, Any], hw: HwInfo) -> dict[str, float]:
-    return {
-        "b_block_over_l2": config["kc"] * config["nc"] * 4 / hw.l2_bytes,
-        "a_block_over_l2": config["mc"] * config["kc"] * 4 / hw.l2_bytes,
-        "rows_outer": float(config["rows_outer"]),
-    }
+SPACE = GEMM_SPACE
+DEFAULT = GEMM_DEFAULT
+constraints = gemm_constraints
+lite_space = gemm_lite
+features = gemm_features
 
 
 _C = r"""
-#define KG_KC @KC@
-#define KG_MC @MC@
-#define KG_NC @NC@
-#define KG_ROWS_OUTER @ROWS_OUTER@
+@GEMM_KNOBS@
 #include "karena/gemm.h"
 
 /* C[M, N] = A[M, K] @ B[K, N], all row-major */
@@ -100,14 +73,6 @@ class ModelNew(nn.Module):
 
 
 def render(config: dict[str, Any]) -> str:
-    c_src = fill(
-        _C,
-        {
-            "KC": config["kc"],
-            "MC": config["mc"],
-            "NC": config["nc"],
-            "ROWS_OUTER": c_bool(config["rows_outer"]),
-        },
-    )
+    c_src = fill(_C, {"GEMM_KNOBS": gemm_knobs(config)})
     body = fill(_PY, {"C_SOURCE": c_src})
     return header("gemm_fp32", config, "Packed fp32 GEMM on the shared karena/gemm.h core (C/OpenMP).") + body

@@ -91,6 +91,11 @@ def flops(x4, x4_scale, x8, x8_scale, outlier_idx):
     return 4.0 * x4.shape[0] * out_features
 
 
+def int_ops(x4, x4_scale, x8, x8_scale, outlier_idx):
+    # the integer work flops() leaves out: a multiply and an add per int4 and per outlier product
+    return 2.0 * x4.shape[0] * out_features * (x4.shape[1] + outlier_idx.numel())
+
+
 def bytes_moved(x4, x4_scale, x8, x8_scale, outlier_idx):
     weight = out_features * x4.shape[1] * 0.5 + 4.0 * out_features  # int4 codes at 4 bits + scales
     acts = x4.numel() * 0.5 + x8.numel() + 4.0 * (x4_scale.numel() + x8_scale.numel())

@@ -100,6 +100,11 @@ def flops(x, x_scale):
     return 2.0 * x.shape[0] * out_features
 
 
+def int_ops(x, x_scale):
+    # the integer work flops() leaves out: a multiply and an add per int8 x int6 product
+    return 2.0 * x.shape[0] * out_features * x.shape[1]
+
+
 def bytes_moved(x, x_scale):
     weight = 0.75 * out_features * x.shape[1] + 4.0 * out_features
     return weight + x.numel() + 4.0 * x_scale.numel() + 4.0 * x.shape[0] * out_features
