@@ -123,9 +123,30 @@ def test_summarize_metrics() -> None:
 
 def test_suite_table_names_paths_and_the_longest_pairs() -> None:
     results = [
-        {"task": "a", "status": "done", "verdict": "pass", "speedup": 2.5, "code_path": "c/avx2", "seconds": 12.0},
-        {"task": "b", "status": "done", "verdict": "pass", "speedup": 0.5, "code_path": "numba/host-cpu", "seconds": 30.0},
-        {"task": "c", "status": "done", "verdict": "fail", "speedup": None, "seconds": 4.0, "reasons": ["wrong"]},
+        {
+            "task": "a",
+            "status": "done",
+            "verdict": "pass",
+            "speedup": 2.5,
+            "code_path": "c/avx2",
+            "seconds": 12.0,
+        },
+        {
+            "task": "b",
+            "status": "done",
+            "verdict": "pass",
+            "speedup": 0.5,
+            "code_path": "numba/host-cpu",
+            "seconds": 30.0,
+        },
+        {
+            "task": "c",
+            "status": "done",
+            "verdict": "fail",
+            "speedup": None,
+            "seconds": 4.0,
+            "reasons": ["wrong"],
+        },
     ]
     text = suite_table({**summarize(results), "results": results})
     assert "c/avx2" in text and "numba/host-cpu" in text

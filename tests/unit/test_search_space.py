@@ -140,3 +140,16 @@ def test_importing_the_search_engine_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_rendered_builtins_are_detected_as_their_templates_backend() -> None:
+    # a one-line `load_rendered("...")` solution has no C in it: its backend (build key, code path
+    # in bench records) is the rendered template's (gemm_fp32 was filed as plain torch before)
+    from kernelarena.backends.registry import detect_backend
+    from kernelarena.suite import builtin_solutions_dir
+
+    rendered = [p for p in builtin_solutions_dir("cpu").glob("*.py") if "load_rendered(" in p.read_text()]
+    assert {p.stem for p in rendered} >= {"gemm_fp32", "fused_lora_linear", "grouped_expert_ffn"}
+    for p in builtin_solutions_dir("cpu").glob("*.py"):
+        if not p.name.startswith("_"):
+            assert detect_backend(p.read_text()) == "c", p.name

@@ -120,6 +120,26 @@ def _classify(names: set[str]) -> str:
     return "torch"
 
 
+def _rendered_template(source: str) -> str | None:
+    """The source ``load_rendered("name")`` renders (with the template's default config; the
+    backend does not depend on the config), or None when the call names no known template."""
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.Call)
+            and dotted_name(node.func) in ("load_rendered", "rendered.load_rendered")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            from kernelarena.backends.rendered import default_config
+            from kernelarena.search.templates import available_templates, load_template
+
+            if node.args[0].value in available_templates():
+                template = load_template(node.args[0].value)
+                return template.render(default_config(template))
+    return None
+
+
 def detect_backend(solution_source: str) -> str:
     """Name of the backend a solution's source uses: triton, cuda, numba, c or torch.
 
@@ -127,7 +147,15 @@ def detect_backend(solution_source: str) -> str:
     may also import numba for a helper. A source that does not parse is classified by text.
     """
     try:
-        return _classify(referenced_names(solution_source))
+        names = referenced_names(solution_source)
+        rendered = (
+            _rendered_template(solution_source)
+            if "kernelarena.backends.rendered.load_rendered" in names
+            else None
+        )
+        if rendered is not None:  # a built-in rendered from a search template: the template's backend
+            return detect_backend(rendered)
+        return _classify(names)
     except SyntaxError:
         text = solution_source
         if re.search(r"\btriton\.jit\b|@\s*jit\b.*\n\s*def", text):
