@@ -8,6 +8,7 @@ is killed resumes where it stopped.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 import math
@@ -106,6 +107,21 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _with_seconds(evaluate: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """Adds ``seconds`` to a pair's result: its wall time (verification, timing, waiting for the
+    timing lock), wherever it ran (here or on a Ray worker)."""
+
+    @functools.wraps(evaluate)
+    def timed(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        start = time.monotonic()
+        res = evaluate(*args, **kwargs)
+        res["seconds"] = round(time.monotonic() - start, 1)
+        return res
+
+    return timed
+
+
+@_with_seconds
 def evaluate_pair(
     pair: Pair,
     baseline: str | None,
@@ -116,25 +132,7 @@ def evaluate_pair(
     fresh: bool,
     timing_lock: Any,
 ) -> dict[str, Any]:
-    """One pair: check, then (if it passed and a baseline is set) bench. Never raises.
-
-    ``seconds``: the pair's wall time (verification, timing, waiting for the timing lock)."""
-    start = time.monotonic()
-    res = _evaluate(pair, baseline, copts, topts, store=store, fresh=fresh, timing_lock=timing_lock)
-    res["seconds"] = round(time.monotonic() - start, 1)
-    return res
-
-
-def _evaluate(
-    pair: Pair,
-    baseline: str | None,
-    copts: CheckOptions,
-    topts: TimingOptions,
-    *,
-    store: Store | None,
-    fresh: bool,
-    timing_lock: Any,
-) -> dict[str, Any]:
+    """One pair: check, then (if it passed and a baseline is set) bench. Never raises."""
     if pair.solution is None:
         return {"task": pair.name, "status": "missing", "verdict": None, "speedup": None}
     try:

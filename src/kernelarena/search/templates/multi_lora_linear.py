@@ -1,30 +1,18 @@
 """Multi-LoRA linear template on the shared GEMM core ``karena/gemm.h``.
 
-The kernel (described in ``_DOC``) is written once, here; the template tunes the
-core's cache blocks (``kc``, ``mc``, ``nc``, ``rows_outer``: ``_common.GEMM_SPACE``). ``DEFAULT``
-is the header's own choice on the AVX-512 path. The built-in solution is this template rendered
-with the best stored ``karena tune`` config for the machine (``DEFAULT`` otherwise).
+The kernel is written once, here (``_SOLUTION``; ``_DOC`` says what it does); the space is the GEMM
+core's cache blocks, shared with gemm_fp32 (``_common.GEMM_SPACE``).
 """
 
-from __future__ import annotations
-
-from typing import Any
-
-from kernelarena.search.templates._common import (
-    GEMM_DEFAULT,
-    GEMM_SPACE,
-    gemm_constraints,
-    gemm_features,
-    gemm_lite,
-    gemm_render,
-)
+from kernelarena.search.templates._common import GEMM_DEFAULT as DEFAULT
+from kernelarena.search.templates._common import GEMM_SPACE as SPACE
+from kernelarena.search.templates._common import gemm_constraints as constraints
+from kernelarena.search.templates._common import gemm_features as features
+from kernelarena.search.templates._common import gemm_lite as lite_space
+from kernelarena.search.templates._common import gemm_render
 
 TASK = "multi_lora_linear"
-SPACE = GEMM_SPACE
-DEFAULT = GEMM_DEFAULT
-constraints = gemm_constraints
-lite_space = gemm_lite
-features = gemm_features
+__all__ = ["DEFAULT", "SPACE", "TASK", "constraints", "features", "lite_space", "render"]
 
 _DOC = """Multi-LoRA linear (C/OpenMP): Punica-style per-token adapters fused into one base GEMM.
 
@@ -170,5 +158,5 @@ class ModelNew(nn.Module):
 '''
 
 
-def render(config: dict[str, Any]) -> str:
+def render(config: dict) -> str:
     return gemm_render(TASK, _SOLUTION, config, _DOC)
