@@ -11,7 +11,7 @@ import platform
 import subprocess
 
 from kernelarena import settings
-from kernelarena.backends.c import DEFAULT_FLAGS
+from kernelarena.backends.c import DEFAULT_FLAGS, INCLUDE_DIR
 
 # A later -march wins over DEFAULT_FLAGS' -march=native: x86-64-v3 is exactly an AVX2+FMA machine
 # (no AVX-512, AVX-VNNI or AMX, which -mno-avx512f alone would keep), x86-64-v2 one with SSE4.2.
@@ -45,17 +45,16 @@ SIMD_FLAGS: tuple[str, ...] = (*FLAGS, "-mprefer-vector-width=512")
 
 @functools.cache
 def simd_path(flags: tuple[str, ...] = FLAGS) -> str:
-    """The SIMD path a build with ``flags`` takes here, as ``karena/vmath.h`` chooses it from the
-    compiler's ISA macros: ``avx512``, ``avx2`` (with FMA) or ``generic``; the bench record states it."""
+    """The SIMD path a build with ``flags`` takes here: ``karena/vmath.h``'s own ``KV_ISA``
+    (``avx512``, ``avx2`` or ``generic``), read from the preprocessor; the bench record states it."""
     try:
         out = subprocess.run(
-            ["gcc", *flags, "-dM", "-E", "-x", "c", "/dev/null"], capture_output=True, text=True, check=True
-        ).stdout
+            ["gcc", *flags, f"-I{INCLUDE_DIR}", "-include", "karena/vmath.h", "-dM", "-E", "-x", "c", "/dev/null"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
     except (OSError, subprocess.CalledProcessError):
         return "unknown (gcc did not answer)"
-    macros = {line.split()[1] for line in out.splitlines() if line.startswith("#define ")}
-    if "__AVX512F__" in macros:
-        return "avx512"
-    if {"__AVX2__", "__FMA__"} <= macros:
-        return "avx2"
-    return "generic"
+    for line in out.splitlines():
+        if line.startswith("#define KV_ISA "):
+            return line.split(None, 2)[2].strip('"')
+    return "unknown (vmath.h defines no KV_ISA)"

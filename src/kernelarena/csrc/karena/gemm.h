@@ -434,7 +434,7 @@ static inline kg_vf kg_silu_mul(kg_vf g, kg_vf u) { return g / (1.0f + kg_exp(-g
 
 /* ---- int8 dot-product block for the quantized GEMMs' vector path (AMX elsewhere) ----
    acc[i * 4 + j] = sum_k x_i[k] * w_j[k], exact int32, for 4 activation rows and 4 weight rows;
-   rows past nx / nw repeat the last valid row (their results are ignored). Any int8 values.
+   rows past nx / nw repeat row 0 (their results are ignored). Any int8 values.
    wsum[j] = kg_i8_sum(w_j, K): the VNNI path needs it (below); callers compute it once per weight
    block, which every token block then reuses. Paths:
      AVX-512 VNNI  vpdpbusd takes unsigned x signed bytes, so x is biased to x + 128 (x ^ 0x80) and
@@ -450,16 +450,21 @@ static inline int32_t kg_i8_sum(const int8_t* w, long K) {
   return s;
 }
 
-#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
-#define KG_I8_PATH "avx512-vnni"
-static inline void kg_dot_i8_4x4(const int8_t* const* x, int nx, const int8_t* const* w, int nw, long K,
-                                 const int32_t* wsum, int32_t* acc) {
-  const int8_t* xr[4];
-  const int8_t* wr[4];
+/* the 4 + 4 row pointers of a block, rows past nx / nw repeating row 0 */
+static inline void kg_i8_rows(const int8_t* const* x, int nx, const int8_t* const* w, int nw, const int8_t** xr,
+                              const int8_t** wr) {
   for (int i = 0; i < 4; ++i) {
     xr[i] = x[i < nx ? i : 0];
     wr[i] = w[i < nw ? i : 0];
   }
+}
+
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+#define KG_I8_PATH "avx512-vnni"
+static inline void kg_dot_i8_4x4(const int8_t* const* x, int nx, const int8_t* const* w, int nw, long K,
+                                 const int32_t* wsum, int32_t* acc) {
+  const int8_t *xr[4], *wr[4];
+  kg_i8_rows(x, nx, w, nw, xr, wr);
   const __m512i bias = _mm512_set1_epi8((char)0x80);
   __m512i c[16];
   for (int t = 0; t < 16; ++t) c[t] = _mm512_setzero_si512();
@@ -481,12 +486,8 @@ static inline void kg_dot_i8_4x4(const int8_t* const* x, int nx, const int8_t* c
 static inline void kg_dot_i8_4x4(const int8_t* const* x, int nx, const int8_t* const* w, int nw, long K,
                                  const int32_t* wsum, int32_t* acc) {
   (void)wsum;
-  const int8_t* xr[4];
-  const int8_t* wr[4];
-  for (int i = 0; i < 4; ++i) {
-    xr[i] = x[i < nx ? i : 0];
-    wr[i] = w[i < nw ? i : 0];
-  }
+  const int8_t *xr[4], *wr[4];
+  kg_i8_rows(x, nx, w, nw, xr, wr);
   const long kv = K / 16 * 16;
   for (int jp = 0; jp < 4; jp += 2) {
     __m256i c[8];
@@ -515,10 +516,10 @@ static inline void kg_dot_i8_4x4(const int8_t* const* x, int nx, const int8_t* c
 static inline void kg_dot_i8_4x4(const int8_t* const* x, int nx, const int8_t* const* w, int nw, long K,
                                  const int32_t* wsum, int32_t* acc) {
   (void)wsum;
-  const int8_t* x0 = x[0]; const int8_t* x1 = x[nx > 1 ? 1 : 0];
-  const int8_t* x2 = x[nx > 2 ? 2 : 0]; const int8_t* x3 = x[nx > 3 ? 3 : 0];
-  const int8_t* w0 = w[0]; const int8_t* w1 = w[nw > 1 ? 1 : 0];
-  const int8_t* w2 = w[nw > 2 ? 2 : 0]; const int8_t* w3 = w[nw > 3 ? 3 : 0];
+  const int8_t *xr[4], *wr[4];
+  kg_i8_rows(x, nx, w, nw, xr, wr);
+  const int8_t *x0 = xr[0], *x1 = xr[1], *x2 = xr[2], *x3 = xr[3];
+  const int8_t *w0 = wr[0], *w1 = wr[1], *w2 = wr[2], *w3 = wr[3];
   int32_t a00 = 0, a01 = 0, a02 = 0, a03 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0;
   int32_t a20 = 0, a21 = 0, a22 = 0, a23 = 0, a30 = 0, a31 = 0, a32 = 0, a33 = 0;
 #pragma omp simd reduction(+ : a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33)
