@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from kernelarena.backends import gemm_build
 from kernelarena.suite import builtin_solutions_dir
 
 pytestmark = [pytest.mark.cpu]
@@ -54,7 +55,7 @@ PORTED = [
     "w4a16_gemv",
     "anybit_gemv",
     "tmac_lut_gemv",
-    # karena/v16.h + flash.h: built with gemm_build.FLAGS since the headers were shared (forced paths)
+    # karena/block.h + flash.h: built with gemm_build.FLAGS (forced paths)
     "causal_prefill_attention",
     "moba_block_sparse_attention",
     "nsa_selected_block_attention",
@@ -89,13 +90,6 @@ print(json.dumps(out))
 """
 
 
-def _cpu_flags() -> set[str]:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
-
-
 def _check_all(isa: str, names: list[str], max_bytes: int, tmp_path: Path) -> dict:
     env = dict(os.environ, KARENA_CPU_ISA=isa)  # builds are keyed by the path: the cache is shared
     run = subprocess.run(
@@ -106,7 +100,7 @@ def _check_all(isa: str, names: list[str], max_bytes: int, tmp_path: Path) -> di
 
 
 def _isas() -> list[str]:
-    return ["avx2", "generic"] if {"avx2", "fma"} <= _cpu_flags() else ["generic"]
+    return [p for p in gemm_build.runnable_paths() if p != "avx512"][::-1]  # forced lower paths
 
 
 @pytest.mark.timeout(300)

@@ -69,24 +69,7 @@ _FNS = {
 }
 
 
-def _cpu_flags() -> set[str]:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
-
-
-def _paths() -> list[str]:
-    have = _cpu_flags()
-    out = ["generic"]
-    if {"avx2", "fma"} <= have:
-        out.append("avx2")
-    if "avx512f" in have:
-        out.append("avx512")
-    return out
-
-
-@pytest.fixture(scope="module", params=_paths())
+@pytest.fixture(scope="module", params=gemm_build.runnable_paths())
 def lib(request, tmp_path_factory):
     isa = request.param
     mp = pytest.MonkeyPatch()
@@ -154,7 +137,7 @@ def test_int8_dot_block_takes_the_widest_path(lib):
     isa = ctypes.string_at(lib.isa()).decode()
     want = {"generic": "generic", "avx2": "avx2"}.get(isa)
     if want is None:  # the AVX-512 build: VNNI where the machine has it
-        want = "avx512-vnni" if "avx512_vnni" in _cpu_flags() else "avx2"
+        want = "avx512-vnni" if "avx512_vnni" in Path("/proc/cpuinfo").read_text().split() else "avx2"
     assert path == want
 
 

@@ -17,24 +17,7 @@ pytestmark = [pytest.mark.cpu, pytest.mark.timeout(120)]
 _TEST_C = Path(__file__).parent / "csrc" / "test_vmath.c"
 
 
-def _cpu_flags() -> set[str]:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
-
-
-def _paths() -> list[str]:
-    have = _cpu_flags()
-    out = ["generic"]
-    if {"avx2", "fma"} <= have:
-        out.append("avx2")
-    if "avx512f" in have:
-        out.append("avx512")
-    return out
-
-
-@pytest.mark.parametrize("isa", _paths())
+@pytest.mark.parametrize("isa", gemm_build.runnable_paths())
 def test_vmath_matches_libm(isa, tmp_path, monkeypatch):
     monkeypatch.setenv("KARENA_CPU_ISA", isa)
     # the solutions' flags for this path, minus the shared-library ones: an executable this time

@@ -58,3 +58,11 @@ def simd_path(flags: tuple[str, ...] = FLAGS) -> str:
         if line.startswith("#define KV_ISA "):
             return line.split(None, 2)[2].strip('"')
     return "unknown (vmath.h defines no KV_ISA)"
+
+
+def runnable_paths() -> list[str]:
+    """The SIMD paths this machine can run, lowest first (``generic``, then ``avx2`` and ``avx512`` where
+    the machine's own build takes them): what the tests force one by one with ``KARENA_CPU_ISA``."""
+    native = simd_path(DEFAULT_FLAGS)
+    order = ["generic", "avx2", "avx512"]
+    return order[: order.index(native) + 1] if native in order else ["generic"]

@@ -3,8 +3,8 @@
 Two phases, as in TFLA: (1) per head, carry the [dk, dv] state across 64-step chunk boundaries
 only (C_{c+1} = exp(G_c) C_c + (K_c * w)^T V_c, one small GEMM per chunk); (2) in parallel over all
 (head, chunk) pairs, compute each chunk's outputs as exp(g_t) * q_t C_c (inter-chunk) plus the
-decay-weighted causal (Q K^T) V of the chunk (intra-chunk). All matmuls go through one 4x64
-register-blocked micro-kernel (GCC vector extensions); log-gate cumsums are chunk-local and in
+decay-weighted causal (Q K^T) V of the chunk (intra-chunk). All matmuls go through karena/block.h's
+4-row register-blocked GEMM (native-width vectors); log-gate cumsums are chunk-local and in
 float64, so every exponent is <= 0 and the decays never lose precision to a long global cumsum.
 Work is O(seq * (chunk * d + dk * dv)) against the reference's O(seq^2 * d).
 """
@@ -16,52 +16,7 @@ from kernelarena.backends.c import load_library
 from kernelarena.backends.gemm_build import FLAGS
 
 _SRC = r"""
-#include "karena/v16.h"
-
-/* C[M][N] = (acc ? C : 0) + A[M][K] @ B[K][N]; M % 4 == 0, N % 16 == 0; 4x64 register blocks. */
-static void gemm(const float* A, long lda, const float* B, long ldb, float* C, long ldc, long M, long N, long K,
-                 int acc) {
-  for (long i = 0; i < M; i += 4) {
-    const float *a0 = A + i * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
-    float *r0 = C + i * ldc, *r1 = r0 + ldc, *r2 = r1 + ldc, *r3 = r2 + ldc;
-    long j = 0;
-    for (; j + 64 <= N; j += 64) {
-      v16 c00 = {}, c01 = {}, c02 = {}, c03 = {}, c10 = {}, c11 = {}, c12 = {}, c13 = {};
-      v16 c20 = {}, c21 = {}, c22 = {}, c23 = {}, c30 = {}, c31 = {}, c32 = {}, c33 = {};
-      if (acc) {
-        c00 = vld(r0 + j); c01 = vld(r0 + j + 16); c02 = vld(r0 + j + 32); c03 = vld(r0 + j + 48);
-        c10 = vld(r1 + j); c11 = vld(r1 + j + 16); c12 = vld(r1 + j + 32); c13 = vld(r1 + j + 48);
-        c20 = vld(r2 + j); c21 = vld(r2 + j + 16); c22 = vld(r2 + j + 32); c23 = vld(r2 + j + 48);
-        c30 = vld(r3 + j); c31 = vld(r3 + j + 16); c32 = vld(r3 + j + 32); c33 = vld(r3 + j + 48);
-      }
-      for (long k = 0; k < K; k++) {
-        const float* b = B + k * ldb + j;
-        v16 b0 = vld(b), b1 = vld(b + 16), b2 = vld(b + 32), b3 = vld(b + 48);
-        v16 a = vbc(a0[k]);
-        c00 += a * b0; c01 += a * b1; c02 += a * b2; c03 += a * b3;
-        a = vbc(a1[k]);
-        c10 += a * b0; c11 += a * b1; c12 += a * b2; c13 += a * b3;
-        a = vbc(a2[k]);
-        c20 += a * b0; c21 += a * b1; c22 += a * b2; c23 += a * b3;
-        a = vbc(a3[k]);
-        c30 += a * b0; c31 += a * b1; c32 += a * b2; c33 += a * b3;
-      }
-      vst(r0 + j, c00); vst(r0 + j + 16, c01); vst(r0 + j + 32, c02); vst(r0 + j + 48, c03);
-      vst(r1 + j, c10); vst(r1 + j + 16, c11); vst(r1 + j + 32, c12); vst(r1 + j + 48, c13);
-      vst(r2 + j, c20); vst(r2 + j + 16, c21); vst(r2 + j + 32, c22); vst(r2 + j + 48, c23);
-      vst(r3 + j, c30); vst(r3 + j + 16, c31); vst(r3 + j + 32, c32); vst(r3 + j + 48, c33);
-    }
-    for (; j < N; j += 16) {
-      v16 c0 = {}, c1 = {}, c2 = {}, c3 = {};
-      if (acc) { c0 = vld(r0 + j); c1 = vld(r1 + j); c2 = vld(r2 + j); c3 = vld(r3 + j); }
-      for (long k = 0; k < K; k++) {
-        v16 b = vld(B + k * ldb + j);
-        c0 += vbc(a0[k]) * b; c1 += vbc(a1[k]) * b; c2 += vbc(a2[k]) * b; c3 += vbc(a3[k]) * b;
-      }
-      vst(r0 + j, c0); vst(r1 + j, c1); vst(r2 + j, c2); vst(r3 + j, c3);
-    }
-  }
-}
+#include "karena/block.h"
 
 #define L 64 /* chunk length */
 
@@ -113,7 +68,7 @@ void mlstm_chunkwise(const float* q, const float* k, const float* v, const float
         float* nxt = cur + st_sz;
         float eg = (float)exp(G);
         for (long i = 0; i < st_sz; i++) nxt[i] = cur[i] * eg;
-        gemm(kwt, L, vc, Dvp, nxt, Dvp, Dkp, Dvp, n, 1);
+        kb_gemm(kwt, L, vc, Dvp, nxt, Dvp, Dkp, Dvp, n, 1);
       }
     }
     free(kwt);
@@ -148,7 +103,7 @@ void mlstm_chunkwise(const float* q, const float* k, const float* v, const float
       }
       /* inter-chunk: h_t = exp(g_t) * (q_t C_c) */
       if (c > 0) {
-        gemm(qs, Dkp, states + (bh * NC + c) * st_sz, Dvp, h, Dvp, np, Dvp, Dk, 0);
+        kb_gemm(qs, Dkp, states + (bh * NC + c) * st_sz, Dvp, h, Dvp, np, Dvp, Dk, 0);
         for (long t = 0; t < np; t++) {
           float e = t < n ? (float)exp(g[t]) : 0.f;
           for (long d = 0; d < Dvp; d++) h[t * Dvp + d] *= e;
@@ -157,19 +112,17 @@ void mlstm_chunkwise(const float* q, const float* k, const float* v, const float
         memset(h, 0, sizeof(float) * L * Dvp);
       }
       /* intra-chunk: P[t][s] = (q_t . k_s) * exp(g_t - g_s) * i_s for s <= t */
-      gemm(qs, Dkp, kt, L, sm, L, np, L, Dk, 0);
+      kb_gemm(qs, Dkp, kt, L, sm, L, np, L, Dk, 0);
       for (long t = 0; t < np; t++) {
         float* row = sm + t * L;
         if (t >= n) { memset(row, 0, sizeof(float) * L); continue; }
         for (long s = 0; s <= t; s++) xd[s] = (float)((g[t] - g[s]) * 1.4426950408889634);
         for (long s = t + 1; s < L; s++) xd[s] = -126.f;
-        for (long s0 = 0; s0 < L; s0 += 16) {
-          v16 w = vexp2(vld(xd + s0)) * vld(ig32 + s0);
-          vst(row + s0, vld(row + s0) * w);
-        }
+        for (long s0 = 0; s0 < L; s0 += KV_VW)
+          kv_store(row + s0, kv_load(row + s0) * (kb_exp2(kv_load(xd + s0)) * kv_load(ig32 + s0)));
         for (long s = t + 1; s < L; s++) row[s] = 0.f;
       }
-      gemm(sm, L, vc, Dvp, h, Dvp, np, Dvp, n, 1);
+      kb_gemm(sm, L, vc, Dvp, h, Dvp, np, Dvp, n, 1);
       for (long t = 0; t < n; t++) memcpy(out + (bh * S + t0 + t) * Dv, h + t * Dvp, sizeof(float) * Dv);
     }
     free(qs); free(kt); free(vc); free(h); free(sm); free(xd);
