@@ -71,7 +71,9 @@ def test_gemm4_matches_float64(lib, n, k, use_alpha):
     c0 = torch.randn(4, ldc, generator=g)
     alpha = torch.tensor([0.5, 0.0, 1.0, 2.0])
     out = c0.clone()
-    lib.gemm4(a.data_ptr(), lda, b.data_ptr(), ldb, k, out.data_ptr(), ldc, n, alpha.data_ptr(), int(use_alpha))
+    lib.gemm4(
+        a.data_ptr(), lda, b.data_ptr(), ldb, k, out.data_ptr(), ldc, n, alpha.data_ptr(), int(use_alpha)
+    )
     ref = a[:, :k].double() @ b[:k, :n].double()
     if use_alpha:
         ref = ref + alpha.double()[:, None] * c0[:, :n].double()
@@ -93,7 +95,9 @@ def test_strided_gemm_matches_float64(lib, acc):
 
 
 def test_exp2_against_libm(lib):
-    x = torch.cat([torch.linspace(-126.0, 0.0, 200_000), torch.tensor([-1e30, -300.0, -126.5, -0.0, 0.0, 3.0])])
+    x = torch.cat(
+        [torch.linspace(-126.0, 0.0, 200_000), torch.tensor([-1e30, -300.0, -126.5, -0.0, 0.0, 3.0])]
+    )
     x = torch.nn.functional.pad(x, (0, (-x.numel()) % 16))
     y = torch.empty_like(x)
     lib.exp2v(x.data_ptr(), y.data_ptr(), x.numel())
