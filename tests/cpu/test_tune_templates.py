@@ -66,7 +66,7 @@ def test_a_broken_config_is_rejected_by_the_search_evaluator() -> None:
     t = load_template("rmsnorm")
     task_path = TASKS / "rmsnorm.py"
     cfg = t.lite_configs(hardware())[0]
-    src = t.render(cfg).replace("y[j] = (x[j] * inv) * w[j];", "y[j] = x[j] * inv;")
+    src = t.render(cfg).replace("yr[c] = (xr[c] * inv) * w[c];", "yr[c] = xr[c] * inv;")
     assert src != t.render(cfg)
     with TuningSession(
         task_path, shape={"rows": 5, "dim": 3}, check=[{"rows": 37, "dim": 1001}], timing_options=TINY

@@ -28,12 +28,15 @@ TASK_FILE = Path(__file__).resolve().parents[2] / "src/kernelarena/tasks/suites/
 
 
 def _synthetic_ms(p: dict) -> float:
-    if p["vec"] == 1 and p["unroll"] == 4 and p["acc"] == "double":
+    if p["reduce"] == "1x4" and p["acc"] == "double":
         return math.inf  # pretend these never compiled
+    simd = p["reduce"] == "simd"  # the simd loop scores like 16 lanes x 2 chains, chains pay a little more
+    vec, unroll = (16, 2) if simd else (int(v) for v in p["reduce"].split("x"))
     return (
         1.0
-        + 0.08 * abs(math.log2(p["vec"]) - 4)
-        + (0.3 if p["unroll"] == 1 else 0.0)
+        + (0.0 if simd else 0.04)
+        + 0.08 * abs(math.log2(vec) - 4)
+        + (0.3 if unroll == 1 else 0.0)
         + (0.25 if p["acc"] == "double" else 0.0)
         + (0.05 if p["prefetch"] else 0.0)
         + 0.01 * math.log2(max(p["rows_block"], 1))  # 0: one contiguous share per thread

@@ -2,7 +2,7 @@
 
 A *point* is one candidate in a search space: a template name plus that template's parameter values,
 held in one flat dict whose ``"template"`` key names the template, e.g.
-``{"template": "rmsnorm", "vec": 16, "unroll": 2}``. Points are what strategies ask for, what the
+``{"template": "rmsnorm", "reduce": "16x2", "acc": "float"}``. Points are what strategies ask for, what the
 evaluator is told and what the store keys on (through :func:`kernelarena.search.space.point_key`).
 """
 

@@ -29,8 +29,26 @@
 
 #include "karena/vmath.h"
 
-#define KD_TK 32 /* keys per tile: a multiple of KV_VW on every path */
-#define KD_NA 4  /* accumulator vectors per V slice (4 KV_VW floats held in registers over a tile) */
+/* Tuning knobs (the decode_attention template sets them before the include; every other user
+   keeps these defaults). */
+#ifndef KD_TK
+#define KD_TK 32 /* keys per tile: a multiple of 16, so of KV_VW on every path */
+#endif
+#ifndef KD_NA
+#define KD_NA 4 /* accumulator vectors per V slice (KD_NA KV_VW floats held in registers over a tile) */
+#endif
+#ifndef KD_ITEMS_PER_THREAD
+#define KD_ITEMS_PER_THREAD 4 /* kd_splits: work items per thread it aims for */
+#endif
+#ifndef KD_SPLIT_KEYS
+#define KD_SPLIT_KEYS 256 /* kd_gqa_decode: fewest keys per split */
+#endif
+#ifndef KD_SCHEDULE
+#define KD_SCHEDULE static /* kd_gqa_decode: OpenMP schedule of its work items */
+#endif
+#if KD_TK % 16 || KD_TK < 16
+#error "KD_TK must be a positive multiple of 16"
+#endif
 
 static inline long kd_pad(long D) { return (D + 15) & ~15L; }
 
@@ -178,13 +196,13 @@ static inline float* kd_scratch(long G, long Dp) {
   return (float*)aligned_alloc(64, sizeof(float) * G * (Dp + KD_TK));
 }
 
-/* Number of key splits so that groups * nsplit work items keep the threads busy (4 items per
-   thread), with at least min_keys of the S keys per split. */
+/* Number of key splits so that groups * nsplit work items keep the threads busy
+   (KD_ITEMS_PER_THREAD items per thread), with at least min_keys of the S keys per split. */
 static inline long kd_splits(long groups, long S, long min_keys) {
-  const long nthr = omp_get_max_threads();
+  const long want = KD_ITEMS_PER_THREAD * (long)omp_get_max_threads();
   long nsplit = 1;
-  if (groups < 4 * nthr) {
-    nsplit = (4 * nthr + groups - 1) / groups;
+  if (groups < want) {
+    nsplit = (want + groups - 1) / groups;
     const long most = (S + min_keys - 1) / min_keys;
     if (nsplit > most) nsplit = most;
     if (nsplit < 1) nsplit = 1;
@@ -193,16 +211,16 @@ static inline long kd_splits(long groups, long S, long min_keys) {
 }
 
 /* Contiguous GQA decode: q [B, Hkv G, D], k/v [B, Hkv, S, D], out like q; qscale = 1/sqrt(D).
-   Work items (batch, kv head, split of S), 256+ keys per split. */
+   Work items (batch, kv head, split of S), KD_SPLIT_KEYS+ keys per split, scheduled KD_SCHEDULE. */
 static void kd_gqa_decode(const float* q, const float* k, const float* v, float* out, long B, long Hkv, long G,
                           long S, long D, float qscale) {
-  const long pairs = B * Hkv, nsplit = kd_splits(pairs, S, 256), Dp = kd_pad(D), items = pairs * nsplit;
+  const long pairs = B * Hkv, nsplit = kd_splits(pairs, S, KD_SPLIT_KEYS), Dp = kd_pad(D), items = pairs * nsplit;
   const kd_parts P = kd_parts_new(items, G, Dp);
   #pragma omp parallel
   {
     float* qs = kd_scratch(G, Dp);
     float* sc = qs + G * Dp;
-    #pragma omp for schedule(static)
+    #pragma omp for schedule(KD_SCHEDULE)
     for (long it = 0; it < items; it++) {
       const long pair = it / nsplit, sp = it % nsplit;
       const long s0 = S * sp / nsplit, s1 = S * (sp + 1) / nsplit;

@@ -1,12 +1,15 @@
-/* karena/rownorm.h: the row machinery shared by the normalization templates (rmsnorm, layernorm,
-   add_rmsnorm in kernelarena.search.templates).
+/* karena/rownorm.h: explicit accumulator chains for a row reduction, the alternative to a single
+   `omp simd reduction` loop in the normalization templates (rmsnorm, layernorm, add_rmsnorm in
+   kernelarena.search.templates; their `reduce` knob, e.g. "16x2").
 
-   A row is reduced by KR_UNR independent chains of KR_VEC lanes (acc[u][l], type kr_acc): enough
-   independent additions to hide FMA latency and for gcc to vectorize without -ffast-math, which
-   would let it reassociate a single sum. The output pass writes with streaming stores when the
-   output exceeds the caches (no read-for-ownership of the fresh output: a third less DRAM traffic).
+   A row is reduced by KR_UNR independent chains of KR_VEC lanes (acc[u][l], type kr_acc), summed
+   at the end by a pairwise tree. More independent additions than the one vector chain gcc makes of
+   an `omp simd reduction` hide more FMA latency when the row is in cache; on the machines measured
+   so far the simd loop was still as fast or faster (docs/cpu_kernels.md), which is why it is the
+   templates' default.
 
-   Define before including: KR_VEC, KR_UNR (compile-time chain shape) and KR_ACC (float or double). */
+   Define before including: KR_VEC, KR_UNR (compile-time chain shape) and KR_ACC (float or double);
+   optionally KR_BLOCK_START(i), run once before each whole block (a software prefetch). */
 #ifndef KARENA_ROWNORM_H
 #define KARENA_ROWNORM_H
 
@@ -18,10 +21,7 @@ typedef KR_ACC kr_acc;
 
 #define KR_BLOCK (KR_VEC * KR_UNR)
 
-/* outputs at least this large bypass the caches */
-#define KR_STREAM_BYTES (8L << 20)
-
-static inline int kr_stream(long out_floats) { return out_floats * 4 >= KR_STREAM_BYTES; }
+static inline kr_acc kr_sq(kr_acc v) { return v * v; }
 
 static inline void kr_zero(kr_acc a[KR_UNR][KR_VEC]) {
   for (int u = 0; u < KR_UNR; ++u)
@@ -42,7 +42,6 @@ static inline kr_acc kr_sum(kr_acc a[KR_UNR][KR_VEC]) {
   return s;
 }
 
-/* Hook run once before each whole block (a software prefetch); empty unless the includer sets it. */
 #ifndef KR_BLOCK_START
 #define KR_BLOCK_START(i) ((void)0)
 #endif
@@ -55,22 +54,17 @@ static inline kr_acc kr_sum(kr_acc a[KR_UNR][KR_VEC]) {
     for (long u = 0; u < KR_UNR; ++u)                                    \
       for (long l = 0, j = (i) + u * KR_VEC; l < KR_VEC; ++l, ++j)
 
-/* The output pass of a row, elements [0, n): OUT1(j) writes element j, OUTV(j) the KV_VW elements
-   from j with kv_stream. With `stream`, scalar stores bring `base + j` to a vector boundary and whole
-   vectors are streamed; what is left (all of the row without `stream`) is a plain simd loop. The
-   includer defines OUT1 and OUTV next to the row function that uses them. */
-#define KR_OUT_PASS(base, n, stream)                                          \
-  do {                                                                        \
-    long j0_ = 0;                                                             \
-    if (stream) {                                                             \
-      for (; j0_ < (n) && ((uintptr_t)((base) + j0_) & (KV_VW * 4 - 1)); ++j0_) { \
-        OUT1(j0_)                                                             \
-      }                                                                       \
-      for (; j0_ + KV_VW <= (n); j0_ += KV_VW) {                              \
-        OUTV(j0_)                                                             \
-      }                                                                       \
-    }                                                                         \
-    _Pragma("omp simd") for (long j = j0_; j < (n); ++j) { OUT1(j) }          \
-  } while (0)
+/* Declares `kr_acc var` = the sum of `term` (an expression of the element index j) over j in
+   [0, n): whole blocks on the chains, then the tail. */
+#define KR_SUM(var, n, term)                                   \
+  kr_acc var;                                                  \
+  {                                                            \
+    kr_acc kr_ch_[KR_UNR][KR_VEC];                             \
+    kr_zero(kr_ch_);                                           \
+    long kr_i_ = 0;                                            \
+    KR_BLOCKS(kr_i_, n) kr_ch_[u][l] += (term);                \
+    var = kr_sum(kr_ch_);                                      \
+    for (long j = kr_i_; j < (n); ++j) var += (term);          \
+  }
 
 #endif

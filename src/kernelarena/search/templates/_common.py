@@ -1,5 +1,5 @@
 """Helpers shared by the built-in templates: token substitution, the solution-file skeleton, the
-space, constraints and OpenMP row loop of the normalization templates on ``karena/rownorm.h``, and
+space, constraints and rendering of the normalization templates (reduction form, row split), and
 the cache-block space of the GEMM-class templates on ``karena/gemm.h``."""
 
 from __future__ import annotations
@@ -35,42 +35,18 @@ def c_bool(flag: bool) -> str:
     return "1" if flag else "0"
 
 
-def omp_rows(signature: str, row_call: str, config: Mapping[str, Any]) -> str:
-    """The C entry of a row-wise kernel (``karena/rownorm.h``): ``void signature`` (its parameters
-    end with ``long rows, long n``) runs ``row_call`` for every row ``r`` over OpenMP threads, split
-    by ``config``'s ``schedule`` and ``rows_block`` (0: one contiguous share per thread), with
-    ``stream`` set when the output is large enough for streaming stores.
-
-    The loop is ``nowait`` and each thread fences its own streaming stores before the region ends,
-    so the results are visible to whoever reads them after the call."""
-    split = config["schedule"] + (f", {config['rows_block']}" if config["rows_block"] else "")
-    return f"""
-void {signature} {{
-    const int stream = kr_stream(rows * n);
-#pragma omp parallel
-    {{
-#pragma omp for schedule({split}) nowait
-        for (long r = 0; r < rows; ++r) {row_call};
-        kv_sfence();
-    }}
-}}
-"""
-
-
-def norm_valid(config: Mapping[str, Any], live_per_lane: int = 1) -> bool:
-    """A ``karena/rownorm.h`` config keeps its live accumulators (``live_per_lane`` per lane of
-    every chain) within 64, past which they spill registers on every ISA here; ``rows_block`` 0
-    (one share per thread) is a static split (dynamic without a chunk is ``rows_block`` 1)."""
-    live = config["vec"] * config["unroll"] * live_per_lane
-    return bool(live <= 64 and (config["rows_block"] or config["schedule"] == "static"))
+# ---- normalization templates (rmsnorm, layernorm, add_rmsnorm): the hand-written row kernels ----
+# A row's reduction is either one `omp simd reduction` loop ("simd", the default: gcc vectorizes and
+# reassociates it) or karena/rownorm.h's explicit chains ("VxU": U chains of V lanes), accumulated
+# in float or double; the rows are split over OpenMP threads by `schedule` and `rows_block`.
+NORM_CHAINS = [f"{v}x{u}" for v in (1, 4, 8, 16, 32) for u in (1, 2, 4) if v * u <= 64]
 
 
 def norm_space(**own: list[Any]) -> dict[str, list[Any]]:
-    """The space of a ``karena/rownorm.h`` template: its accumulator chains (``vec`` lanes x
-    ``unroll`` chains of type ``acc``), the template's ``own`` dimensions, and the row split."""
+    """The space of a normalization template: the reduction form, the accumulator type, the
+    template's ``own`` dimensions, and the row split."""
     return {
-        "vec": [1, 4, 8, 16, 32],
-        "unroll": [1, 2, 4],
+        "reduce": ["simd", *NORM_CHAINS],
         "acc": ["float", "double"],
         **own,
         "rows_block": [0, 1, 8, 64],
@@ -78,15 +54,23 @@ def norm_space(**own: list[Any]) -> dict[str, list[Any]]:
     }
 
 
+def norm_valid(config: Mapping[str, Any]) -> bool:
+    """``rows_block`` 0 (one contiguous share per thread) is a static split (dynamic without a
+    chunk is ``rows_block`` 1)."""
+    return bool(config["rows_block"] or config["schedule"] == "static")
+
+
 def norm_lite(
     simd_floats: int, constraints: Callable[[dict[str, Any]], bool], **own: Sequence[Any]
 ) -> list[dict[str, Any]]:
-    """The lite space of a ``karena/rownorm.h`` template: lanes of one or two SIMD registers, 1-4
-    chains, both accumulator types, every value of the template's ``own`` dimensions, rows split
-    statically (one share per thread, or blocks of 8); only configs ``constraints`` accepts."""
+    """The lite space of a normalization template: the simd loop or chains of one or two SIMD
+    registers of lanes (1-4 of them), both accumulator types, every value of the template's ``own``
+    dimensions, rows split statically (one share per thread, or blocks of 8); only configs
+    ``constraints`` accepts."""
+    lanes = {simd_floats, min(2 * simd_floats, 32)}
+    chains = [c for c in NORM_CHAINS if int(c.split("x")[0]) in lanes]
     dims: dict[str, Sequence[Any]] = {
-        "vec": sorted({simd_floats, min(2 * simd_floats, 32)}),
-        "unroll": (1, 2, 4),
+        "reduce": ["simd", *chains],
         "acc": ("float", "double"),
         **own,
         "rows_block": (0, 8),
@@ -94,6 +78,56 @@ def norm_lite(
     }
     configs = (dict(zip(dims, values, strict=True)) for values in itertools.product(*dims.values()))
     return [cfg for cfg in configs if constraints(cfg)]
+
+
+def norm_chains(config: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(lanes, chains) of a chains reduction, None for the simd loop."""
+    if config["reduce"] == "simd":
+        return None
+    vec, unroll = config["reduce"].split("x")
+    return int(vec), int(unroll)
+
+
+def norm_features(config: Mapping[str, Any], hw: Any) -> dict[str, float]:
+    chains = norm_chains(config)
+    return {
+        "simd_loop": float(chains is None),
+        "chains_per_simd": chains[0] * chains[1] / hw.simd_floats if chains else 1.0,
+        "double_acc": float(config["acc"] == "double"),
+        "rows_block": float(config["rows_block"]),
+    }
+
+
+def norm_render(
+    template: str,
+    solution: str,
+    config: Mapping[str, Any],
+    doc: str,
+    sums: Mapping[str, tuple[str, str, str]],
+    block_start: str = "",
+) -> str:
+    """A normalization solution file: ``solution`` (the kernel's code, ``@NORM_INCLUDE@`` in place of
+    its vmath include, ``schedule(@SPLIT@)`` on its row loop, and a token per row reduction) under a
+    generated docstring. ``sums`` maps each reduction token to (the simd loop's text, with ``@ACC@``
+    for the accumulator type; the variable it declares; the summed term as an expression of the
+    element index ``j``); ``block_start`` is the chains' per-block hook (``KR_BLOCK_START(i)``)."""
+    chains = norm_chains(config)
+    values: dict[str, str] = {}
+    if chains is None:
+        values["NORM_INCLUDE"] = '#include "karena/vmath.h"'
+        for token, (simd, _, _) in sums.items():
+            values[token] = fill(simd, {"ACC": config["acc"]})
+    else:
+        hook = f"#define KR_BLOCK_START(i) {block_start}\n" if block_start else ""
+        values["NORM_INCLUDE"] = (
+            f"#define KR_VEC {chains[0]}\n#define KR_UNR {chains[1]}\n#define KR_ACC {config['acc']}\n{hook}"
+            '#include "karena/rownorm.h"'
+        )
+        for token, (_, var, term) in sums.items():
+            values[token] = f"      KR_SUM({var}, dim, {term});"
+    rows_block = config["rows_block"]
+    values["SPLIT"] = config["schedule"] + (f", {rows_block}" if rows_block else "")
+    return header(template, config, doc) + fill(solution, values)
 
 
 # ---- GEMM-class templates on karena/gemm.h: the shared core's include-time cache blocks ----

@@ -1,14 +1,13 @@
-"""Fused residual add + RMSNorm template: ``h = x + residual`` and ``rmsnorm(h) * weight`` per row.
+"""Fused residual add + RMSNorm template: the built-in kernel, written once, here (``_SOLUTION``;
+``_DOC`` says what it does).
 
-``h_mode``: ``reload`` writes h in the reduction pass and reads it back for the scale pass (from
-cache), streaming only y; ``recompute`` only reduces in the first pass and adds x + residual again
-in the output pass, which writes both h and y (both streamed when the outputs exceed the caches and
-the two rows share their alignment): two reads and two writes of DRAM per element. ``vec`` x
-``unroll`` accumulator chains, ``acc`` type, and the OpenMP split (``rows_block``, ``schedule``;
-``rows_block`` 0: one contiguous share per thread). The row machinery is ``karena/rownorm.h``; the
-file builds with ``SIMD_FLAGS``, so ``KARENA_CPU_ISA`` forces the AVX2 or generic path. The built-in
-solution is this template rendered with the best stored ``karena tune`` config for the machine
-(``DEFAULT`` otherwise).
+Knobs (``_common.norm_space``): ``reduce``, the sum of squares of ``h = x + residual`` as one
+``omp simd reduction`` loop (``"simd"``, the default) or ``karena/rownorm.h``'s explicit chains
+(``"VxU"``: U chains of V lanes); ``acc``, the accumulator type; ``rows_block`` and ``schedule``,
+the OpenMP split of the rows (``rows_block`` 0: one contiguous share per thread). The file builds
+with ``SIMD_FLAGS``, so ``KARENA_CPU_ISA`` forces the AVX2 or generic path. ``DEFAULT`` renders the
+former hand-written solution; the built-in solution is this template rendered with the best stored
+``karena tune`` config for the machine (``DEFAULT`` otherwise).
 """
 
 from __future__ import annotations
@@ -16,86 +15,93 @@ from __future__ import annotations
 from typing import Any
 
 from kernelarena.search.hwinfo import HwInfo
-from kernelarena.search.templates._common import fill, header, norm_lite, norm_space, norm_valid, omp_rows
+from kernelarena.search.templates._common import norm_features, norm_lite, norm_render, norm_space, norm_valid
 
 TASK = "add_rmsnorm"
 
-SPACE: dict[str, list[Any]] = norm_space(h_mode=["reload", "recompute"])
+SPACE: dict[str, list[Any]] = norm_space()
 
-DEFAULT: dict[str, Any] = {"vec": 16, "unroll": 2, "acc": "float", "h_mode": "recompute", "rows_block": 0,
-                           "schedule": "static"}  # fmt: skip
+DEFAULT: dict[str, Any] = {"reduce": "simd", "acc": "float", "rows_block": 0, "schedule": "static"}
 
-
-def constraints(config: dict[str, Any]) -> bool:
-    return norm_valid(config)
+constraints = norm_valid
+features = norm_features
 
 
 def lite_space(hw: HwInfo) -> list[dict[str, Any]]:
-    """SIMD-width lanes (1-2 registers), 1-4 chains, both h modes, rows split statically (one share
-    per thread, or blocks of 8)."""
-    return norm_lite(hw.simd_floats, constraints, h_mode=SPACE["h_mode"])
+    """The simd loop or chains of one or two SIMD registers of lanes, both accumulator types, rows
+    split statically (one share per thread, or blocks of 8)."""
+    return norm_lite(hw.simd_floats, constraints)
 
 
-def features(config: dict[str, Any], hw: HwInfo) -> dict[str, float]:
-    return {"chains_per_simd": config["vec"] * config["unroll"] / hw.simd_floats}
+_DOC = """Fused residual add + RMSNorm (C/OpenMP), one pass over the inputs.
 
+Per row: pass 1 reads ``x`` and ``residual`` once from DRAM and accumulates the sum of squares of
+``h = x + residual`` (a ``simd`` reduction, or the explicit chains of karena/rownorm.h); pass 2
+recomputes ``h`` from the rows still in L1/L2 and writes both ``h`` and ``h * inv_rms * weight``,
+with streaming stores (any ISA) when the outputs exceed the caches (no read-for-ownership of the
+fresh outputs). DRAM traffic is the minimum: two reads, two writes per element. Rows are split
+across OpenMP threads."""
 
-_C = r"""
-#define KR_VEC @VEC@
-#define KR_UNR @UNROLL@
-#define KR_ACC @ACC@
-#define RECOMPUTE @RECOMPUTE@
-#include "karena/rownorm.h"
-
-static inline void row(const float* restrict x, const float* restrict res, const float* restrict w,
-                       float* restrict y, float* restrict h, long n, float eps, int stream) {
-    kr_acc acc[KR_UNR][KR_VEC];
-    kr_zero(acc);
-    long i = 0;
-#if RECOMPUTE
-    KR_BLOCKS(i, n) {
-        const kr_acc hv = (kr_acc)(x[j] + res[j]);
-        acc[u][l] += hv * hv;
-    }
-    kr_acc s = 0;
-    for (; i < n; ++i) { kr_acc hv = (kr_acc)(x[i] + res[i]); s += hv * hv; }
-#else
-    KR_BLOCKS(i, n) {
-        const float hv = x[j] + res[j];
-        h[j] = hv;
-        acc[u][l] += (kr_acc)hv * (kr_acc)hv;
-    }
-    kr_acc s = 0;
-    for (; i < n; ++i) { float hv = x[i] + res[i]; h[i] = hv; s += (kr_acc)hv * (kr_acc)hv; }
-#endif
-    s += kr_sum(acc);
-    const float inv = (float)(1.0 / sqrt((double)s / (double)n + (double)eps));
-    const kv_f vinv = kv_set1(inv);
-#if RECOMPUTE
-    /* h and y are streamed together, so only when their rows share an alignment */
-    stream = stream && (((uintptr_t)h ^ (uintptr_t)y) & (KV_VW * 4 - 1)) == 0;
-#define OUT1(j) { const float hv = x[j] + res[j]; h[j] = hv; y[j] = (hv * inv) * w[j]; }
-#define OUTV(j) { const kv_f hv = kv_load(x + (j)) + kv_load(res + (j)); \
-                  kv_stream(h + (j), hv); kv_stream(y + (j), hv * vinv * kv_load(w + (j))); }
-#else
-#define OUT1(j) y[j] = (h[j] * inv) * w[j];
-#define OUTV(j) kv_stream(y + (j), kv_load(h + (j)) * vinv * kv_load(w + (j)));
-#endif
-    KR_OUT_PASS(y, n, stream);
-}
-@ENTRY@"""
-
-_PY = r'''
+_SOLUTION = r'''
 import torch
 import torch.nn as nn
 
 from kernelarena.backends.c import load_library
 from kernelarena.backends.gemm_build import SIMD_FLAGS
 
-_SRC = r"""@C_SOURCE@"""
+_SRC = r"""
+#include <math.h>
+#include <stdint.h>
+@NORM_INCLUDE@
 
-_ARGS = ["ptr", "ptr", "ptr", "ptr", "ptr", "long", "long", "float"]
-_LIB = load_library(_SRC, flags=SIMD_FLAGS, functions={"arms_rows": (None, _ARGS)})
+/* outputs larger than this bypass the caches (streaming stores: no read-for-ownership) */
+#define STREAM_BYTES (8L << 20)
+
+void add_rmsnorm_f32(const float* restrict x, const float* restrict res, const float* restrict w,
+                     float* restrict y, float* restrict h, long rows, long dim, float eps) {
+  int stream = rows * dim * 4 >= STREAM_BYTES;
+  #pragma omp parallel
+  {
+    #pragma omp for schedule(@SPLIT@) nowait
+    for (long r = 0; r < rows; ++r) {
+      const float* xr = x + r * dim;
+      const float* rr = res + r * dim;
+      float* hr = h + r * dim;
+      float* yr = y + r * dim;
+@SUMSQ@
+      float inv = (float)(1.0 / sqrt((double)ss / (double)dim + (double)eps));
+      long c0 = 0;
+      /* the second pass recomputes x + residual from L1/L2 so both outputs can be streamed */
+      if (stream && (((uintptr_t)hr ^ (uintptr_t)yr) & (KV_VW * 4 - 1)) == 0) {
+        for (; c0 < dim && ((uintptr_t)(yr + c0) & (KV_VW * 4 - 1)); ++c0) {
+          float v = xr[c0] + rr[c0];
+          hr[c0] = v;
+          yr[c0] = (v * inv) * w[c0];
+        }
+        const kv_f vi = kv_set1(inv);
+        for (; c0 + KV_VW <= dim; c0 += KV_VW) {
+          const kv_f v = kv_load(xr + c0) + kv_load(rr + c0);
+          kv_stream(hr + c0, v);
+          kv_stream(yr + c0, v * vi * kv_load(w + c0));
+        }
+      }
+      #pragma omp simd
+      for (long c = c0; c < dim; ++c) {
+        float v = xr[c] + rr[c];
+        hr[c] = v;
+        yr[c] = (v * inv) * w[c];
+      }
+    }
+    kv_sfence();  /* make this thread's streaming stores visible before the region ends */
+  }
+}
+"""
+
+_LIB = load_library(
+    _SRC,
+    flags=SIMD_FLAGS,
+    functions={"add_rmsnorm_f32": (None, ["ptr", "ptr", "ptr", "ptr", "ptr", "long", "long", "float"])},
+)
 
 
 class ModelNew(nn.Module):
@@ -106,25 +112,25 @@ class ModelNew(nn.Module):
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = x.contiguous()
-        r = residual.contiguous()
+        residual = residual.contiguous()
         w = self.weight.detach().contiguous()
         y = torch.empty_like(x)
         h = torch.empty_like(x)
-        n = x.shape[-1]
-        rows = x.numel() // n if n else 0
-        if rows:
-            _LIB.arms_rows(x.data_ptr(), r.data_ptr(), w.data_ptr(), y.data_ptr(), h.data_ptr(), rows, n, self.eps)
+        dim = x.shape[-1]
+        rows = x.numel() // max(dim, 1)
+        _LIB.add_rmsnorm_f32(
+            x.data_ptr(), residual.data_ptr(), w.data_ptr(), y.data_ptr(), h.data_ptr(), rows, dim, self.eps
+        )
         return y, h
 '''
 
+_SUMSQ = """      @ACC@ ss = 0.f;
+      #pragma omp simd reduction(+:ss)
+      for (long c = 0; c < dim; ++c) {
+        float v = xr[c] + rr[c];
+        ss += v * v;
+      }"""
+
 
 def render(config: dict[str, Any]) -> str:
-    entry = omp_rows(
-        "arms_rows(const float* x, const float* res, const float* w, float* y, float* h, long rows, long n, float eps)",
-        "row(x + r * n, res + r * n, w, y + r * n, h + r * n, n, eps, stream)",
-        config,
-    )
-    c_src = fill(_C, {"VEC": config["vec"], "UNROLL": config["unroll"], "ACC": config["acc"],
-                      "RECOMPUTE": int(config["h_mode"] == "recompute"), "ENTRY": entry})  # fmt: skip
-    body = fill(_PY, {"C_SOURCE": c_src})
-    return header("add_rmsnorm", config, "Residual add + RMSNorm, fused (C/OpenMP).") + body
+    return norm_render(TASK, _SOLUTION, config, _DOC, {"SUMSQ": (_SUMSQ, "ss", "kr_sq(xr[j] + rr[j])")})

@@ -1,9 +1,18 @@
-"""Decode attention template (FlashDecoding split-K): one query per (batch, head) over a KV cache.
+"""Decode attention template (FlashDecoding split-K) on the shared ``karena/decode.h``.
 
-The sequence of every (batch, head) is cut into ``split`` parts processed as independent OpenMP
-tasks; each keeps a running max, sum and output accumulator (``online`` softmax over blocks of
-``block`` keys, or ``twopass``: all scores of its part first, then one exp/accumulate pass), and the
-parts are merged with the log-sum-exp rule. ``ku`` keys share one pass over q in the dot products.
+The kernel is written once, here (``_SOLUTION``; ``_DOC`` says what it does): decode.h's contiguous
+GQA decode with group 1. The knobs are decode.h's own include-time choices (``#define``s placed
+before its include; its other users keep the header's defaults):
+
+- ``tk`` (``KD_TK``): keys per tile, i.e. per online-softmax step (one max/rescale per tile; the
+  tile's K and V rows should stay in L1 until V is applied);
+- ``na`` (``KD_NA``): accumulator vectors of the V slice held in registers over a tile;
+- ``items`` (``KD_ITEMS_PER_THREAD``) and ``split_keys`` (``KD_SPLIT_KEYS``): the split-K policy,
+  splits of the sequence until there are ``items`` work items per thread, each of at least
+  ``split_keys`` keys;
+- ``schedule`` (``KD_SCHEDULE``): the OpenMP schedule of the work items.
+
+``DEFAULT`` is the header's own choice, so the rendered default is the former hand-written solution.
 """
 
 from __future__ import annotations
@@ -16,207 +25,113 @@ from kernelarena.search.templates._common import fill, header
 TASK = "decode_attention"
 
 SPACE: dict[str, list[Any]] = {
-    "split": [1, 2, 4, 8, 16],
-    "block": [16, 32, 64, 128, 256],
-    "ku": [1, 2, 4, 8],
-    "softmax": ["online", "twopass"],
+    "tk": [16, 32, 64, 128],
+    "na": [1, 2, 4, 8],
+    "items": [1, 2, 4, 8],
+    "split_keys": [128, 256, 512, 1024],
     "schedule": ["static", "dynamic"],
 }
 
+DEFAULT: dict[str, Any] = {"tk": 32, "na": 4, "items": 4, "split_keys": 256, "schedule": "static"}
+
+_HEAD_DIM = 128  # the task's headline head_dim, for the cache and register estimates below
+
 
 def constraints(config: dict[str, Any]) -> bool:
-    # "twopass" has no key block: fix it to one value so no two configs render the same kernel
-    return bool(config["softmax"] == "online" or config["block"] == 64)
+    # every combination builds and is correct (KD_TK a multiple of 16, any KD_NA: the V slice loop
+    # falls back to single vectors and scalars for what a slice does not cover)
+    return True
 
 
 def lite_space(hw: HwInfo) -> list[dict[str, Any]]:
-    """Sequence splits up to twice the cores (so even one (batch, head) pair keeps every core busy,
-    without tiny parts), key blocks whose K and V rows stay in L1 (block x head_dim 128 <= L1/2)."""
-    out = []
-    blocks = [b for b in SPACE["block"] if b * 128 * 4 <= hw.l1d_bytes // 2] or [16]
-    splits = [s for s in SPACE["split"] if s <= max(4, 2 * hw.cores)]
-    for split in splits:
-        for ku in (2, 4):
-            for block in blocks[-2:]:
-                for schedule in ("static", "dynamic"):
-                    out.append(dict(split=split, block=block, ku=ku, softmax="online", schedule=schedule))
-            out.append(dict(split=split, block=64, ku=ku, softmax="twopass", schedule="static"))
-    return out
+    """Tiles whose K rows of a 128-dim head fit in L1, V slices of at most one head row
+    (``na`` x the SIMD width <= 128 floats), both schedules. Split policy: with few cores, 2-8 work
+    items per thread at the header's 256+ keys per split; with many, the keys per split are what
+    bounds the splits of a long sequence (64 threads x 4 items over 4k keys is 16 keys each), so
+    128 or 256 keys per split and 2 or 4 items per thread."""
+    tks = [tk for tk in SPACE["tk"] if tk * _HEAD_DIM * 4 <= hw.l1d_bytes] or [16]
+    nas = [na for na in (2, 4, 8) if na * hw.simd_floats <= _HEAD_DIM] or [1]
+    items, split_keys = ((2, 4, 8), (256,)) if hw.cores <= 8 else ((2, 4), (128, 256))
+    return [
+        dict(tk=tk, na=na, items=it, split_keys=sk, schedule=schedule)
+        for tk in tks
+        for na in nas
+        for it in items
+        for sk in split_keys
+        for schedule in ("static", "dynamic")
+    ]
 
 
 def features(config: dict[str, Any], hw: HwInfo) -> dict[str, float]:
     return {
-        "block_kv_over_l1": config["block"] * 128 * 4 * 2 / hw.l1d_bytes,
-        "parts_per_core": config["split"] / hw.cores,
+        "tile_kv_over_l1": config["tk"] * _HEAD_DIM * 4 * 2 / hw.l1d_bytes,
+        "slice_over_head": config["na"] * hw.simd_floats / _HEAD_DIM,
+        "items_per_thread": float(config["items"]),
+        "split_keys": float(config["split_keys"]),
+        "dynamic": float(config["schedule"] == "dynamic"),
     }
 
 
-_C = r"""
-#include <math.h>
-#include <stdlib.h>
-#define KU @KU@
-#define BLK @BLOCK@
-#define TWOPASS @TWOPASS@
+def knobs(config: dict[str, Any]) -> str:
+    """The ``#define`` block that sets karena/decode.h's knobs (placed before its include)."""
+    schedule = "dynamic, 1" if config["schedule"] == "dynamic" else "static"
+    return (
+        f"#define KD_TK {config['tk']}\n#define KD_NA {config['na']}\n"
+        f"#define KD_ITEMS_PER_THREAD {config['items']}\n#define KD_SPLIT_KEYS {config['split_keys']}\n"
+        f"#define KD_SCHEDULE {schedule}"
+    )
 
-/* scores s[j] = scale * q . k_j for j in [0, n), KU keys per pass over q */
-static void scores(const float* restrict q, const float* restrict k, long n, long d, float scale, float* restrict s) {
-    long j = 0;
-    for (; j + KU <= n; j += KU) {
-        float acc[KU];
-        for (int u = 0; u < KU; ++u) acc[u] = 0.f;
-#pragma omp simd reduction(+ : acc[:KU])
-        for (long t = 0; t < d; ++t)
-            for (int u = 0; u < KU; ++u) acc[u] += q[t] * k[(j + u) * d + t];
-        for (int u = 0; u < KU; ++u) s[j + u] = acc[u] * scale;
-    }
-    for (; j < n; ++j) {
-        float a = 0.f;
-#pragma omp simd reduction(+ : a)
-        for (long t = 0; t < d; ++t) a += q[t] * k[j * d + t];
-        s[j] = a * scale;
-    }
-}
 
-/* one part [s0, s1) of one (batch, head): returns max m and sum l, writes unnormalized acc[d] */
-static void part(const float* q, const float* K, const float* V, long s0, long s1, long d, float scale,
-                 float* restrict acc, float* m_out, float* l_out, float* buf) {
-    for (long t = 0; t < d; ++t) acc[t] = 0.f;
-    float m = -INFINITY, l = 0.f;
-#if TWOPASS
-    const long n = s1 - s0;
-    scores(q, K + s0 * d, n, d, scale, buf);
-    for (long j = 0; j < n; ++j) m = buf[j] > m ? buf[j] : m;
-    for (long j = 0; j < n; ++j) {
-        const float p = expf(buf[j] - m);
-        l += p;
-        const float* v = V + (s0 + j) * d;
-#pragma omp simd
-        for (long t = 0; t < d; ++t) acc[t] += p * v[t];
-    }
-#else
-    for (long b0 = s0; b0 < s1; b0 += BLK) {
-        const long n = s1 - b0 < BLK ? s1 - b0 : BLK;
-        scores(q, K + b0 * d, n, d, scale, buf);
-        float bm = m;
-        for (long j = 0; j < n; ++j) bm = buf[j] > bm ? buf[j] : bm;
-        if (bm > m) {
-            const float c = expf(m - bm);
-            l *= c;
-#pragma omp simd
-            for (long t = 0; t < d; ++t) acc[t] *= c;
-            m = bm;
-        }
-        for (long j = 0; j < n; ++j) {
-            const float p = expf(buf[j] - m);
-            l += p;
-            const float* v = V + (b0 + j) * d;
-#pragma omp simd
-            for (long t = 0; t < d; ++t) acc[t] += p * v[t];
-        }
-    }
-#endif
-    *m_out = m;
-    *l_out = l;
-}
+_DOC = """Decode attention in C/OpenMP: one fused streaming pass over the KV cache (FlashDecoding style).
 
-static void run(const float* q, const float* K, const float* V, float* out, long bh, long seq, long d, long split,
-                int dynamic) {
-    if (split > seq) split = seq > 0 ? seq : 1;
-    const float scale = 1.0f / sqrtf((float)d);
-    const long tasks = bh * split;
-    float* accs = malloc(sizeof(float) * (size_t)(tasks * d + 2 * tasks));
-    float* ms = accs + tasks * d;
-    float* ls = ms + tasks;
-    const long per = (seq + split - 1) / split;
-    const long bufn = TWOPASS ? per : BLK;
-#pragma omp parallel
-    {
-        float* buf = malloc(sizeof(float) * (size_t)(bufn > 0 ? bufn : 1));
-        if (dynamic) {
-#pragma omp for schedule(dynamic, 1)
-            for (long t = 0; t < tasks; ++t) {
-                const long h = t / split, sp = t % split;
-                const long s0 = sp * per, s1 = s0 + per < seq ? s0 + per : seq;
-                part(q + h * d, K + h * seq * d, V + h * seq * d, s0, s1 > s0 ? s1 : s0, d, scale, accs + t * d,
-                     ms + t, ls + t, buf);
-            }
-        } else {
-#pragma omp for schedule(static)
-            for (long t = 0; t < tasks; ++t) {
-                const long h = t / split, sp = t % split;
-                const long s0 = sp * per, s1 = s0 + per < seq ? s0 + per : seq;
-                part(q + h * d, K + h * seq * d, V + h * seq * d, s0, s1 > s0 ? s1 : s0, d, scale, accs + t * d,
-                     ms + t, ls + t, buf);
-            }
-        }
-        free(buf);
-#pragma omp for schedule(static)
-        for (long h = 0; h < bh; ++h) {
-            float M = -INFINITY;
-            for (long sp = 0; sp < split; ++sp) M = ms[h * split + sp] > M ? ms[h * split + sp] : M;
-            float L = 0.f;
-            float* o = out + h * d;
-            for (long t = 0; t < d; ++t) o[t] = 0.f;
-            for (long sp = 0; sp < split; ++sp) {
-                const long t = h * split + sp;
-                if (ls[t] == 0.f) continue; /* empty part */
-                const float c = expf(ms[t] - M);
-                L += ls[t] * c;
-                const float* a = accs + t * d;
-#pragma omp simd
-                for (long e = 0; e < d; ++e) o[e] += c * a[e];
-            }
-            const float inv = 1.0f / L;
-            for (long e = 0; e < d; ++e) o[e] *= inv;
-        }
-    }
-    free(accs);
-}
+The kernel is ``karena/decode.h``'s contiguous GQA decode with group 1. Each work item is (batch,
+head, sequence split) and keeps an online-softmax state (running max, running sum, accumulator).
+Scores for a tile of ``KD_TK`` keys are computed, the tile max folded into the running max (one
+rescale per tile, not per key), and the weights (vmath's vectorized ``kv_exp_fast``) applied to V
+while the tile is still in L1, so K and V are read once. When batch x heads is too small to feed all
+cores, the sequence is split (split-K) and the partial (max, sum, acc) triples are merged at the end.
+Built with ``SIMD_FLAGS``: AVX-512, AVX2+FMA and generic vectors from one source."""
 
-void attn_static(const float* q, const float* K, const float* V, float* out, long bh, long seq, long d, long split) {
-    run(q, K, V, out, bh, seq, d, split, 0);
-}
+_SOLUTION = r'''
+import math
 
-void attn_dynamic(const float* q, const float* K, const float* V, float* out, long bh, long seq, long d, long split) {
-    run(q, K, V, out, bh, seq, d, split, 1);
-}
-"""
-
-_PY = r'''
 import torch
 import torch.nn as nn
 
 from kernelarena.backends.c import load_library
+from kernelarena.backends.gemm_build import SIMD_FLAGS
 
-_SRC = r"""@C_SOURCE@"""
+_SRC = r"""
+@DECODE_KNOBS@
+#include "karena/decode.h"
 
-_ARGS = ["ptr", "ptr", "ptr", "ptr", "long", "long", "long", "long"]
-_LIB = load_library(_SRC, functions={"attn_static": (None, _ARGS), "attn_dynamic": (None, _ARGS)})
-_KERNEL = _LIB.attn_@SCHEDULE@
-_SPLIT = @SPLIT@
+/* q [B, Hkv*G, D], k/v [B, Hkv, S, D], out like q; qscale = 1/sqrt(D) */
+void gqa_decode(const float* q, const float* k, const float* v, float* out, long B, long Hkv, long G, long S,
+                long D, float qscale) {
+  kd_gqa_decode(q, k, v, out, B, Hkv, G, S, D, qscale);
+}
+"""
+
+_ARGS = ["ptr"] * 4 + ["long"] * 5 + ["float"]
+_LIB = load_library(_SRC, functions={"gqa_decode": (None, _ARGS)}, flags=SIMD_FLAGS)
 
 
 class ModelNew(nn.Module):
+    """Fused decode attention (same interface as the task's Model)."""
+
     def __init__(self) -> None:
         super().__init__()
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        q = q.contiguous()
-        k = k.contiguous()
-        v = v.contiguous()
-        b, h, s, d = k.shape
-        out = torch.empty((b, h, d), dtype=q.dtype)
-        if b * h and d:
-            _KERNEL(q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(), b * h, s, d, _SPLIT)
+        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+        b, h, d = q.shape
+        s = k.shape[2]
+        out = torch.empty_like(q)
+        qscale = 1.0 / math.sqrt(d)
+        _LIB.gqa_decode(q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(), b, h, 1, s, d, qscale)
         return out
 '''
 
 
 def render(config: dict[str, Any]) -> str:
-    c_src = fill(
-        _C, {"KU": config["ku"], "BLOCK": config["block"], "TWOPASS": int(config["softmax"] == "twopass")}
-    )
-    body = fill(_PY, {"C_SOURCE": c_src, "SCHEDULE": config["schedule"], "SPLIT": config["split"]})
-    return (
-        header("decode_attention", config, "Split-K decode attention with online softmax (C/OpenMP).") + body
-    )
+    return header(TASK, config, _DOC) + fill(_SOLUTION, {"DECODE_KNOBS": knobs(config)})

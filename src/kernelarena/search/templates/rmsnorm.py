@@ -1,13 +1,13 @@
-"""RMSNorm template: one read-reduce pass and one scale pass per row, rows spread over OpenMP threads.
+"""RMSNorm template: the built-in kernel, written once, here (``_SOLUTION``; ``_DOC`` says what it does).
 
-Parameters: ``vec`` lanes x ``unroll`` independent accumulator sets for the sum of squares (enough
-independent chains to hide FMA latency and let gcc vectorize without -ffast-math), ``acc`` the
-accumulator type, ``prefetch`` a software-prefetch distance in floats (0 = none), ``rows_block`` and
-``schedule`` the OpenMP split (``rows_block`` 0: one contiguous share per thread). The row machinery
-(accumulator chains, the streaming output pass for outputs of 8 MiB and more) is ``karena/rownorm.h``;
-the file builds with ``SIMD_FLAGS``, so ``KARENA_CPU_ISA`` forces the AVX2 or generic path. The
-built-in solution is this template rendered with the best stored ``karena tune`` config for the
-machine (``DEFAULT`` otherwise).
+Knobs (``_common.norm_space``): ``reduce``, the row's sum of squares as one ``omp simd reduction``
+loop (``"simd"``, the default) or ``karena/rownorm.h``'s explicit chains (``"VxU"``: U chains of V
+lanes); ``acc``, the accumulator type; ``prefetch``, a software-prefetch distance in floats for the
+chains (0 = none; the simd loop has no per-block hook, so it takes 0 only); ``rows_block`` and
+``schedule``, the OpenMP split of the rows (``rows_block`` 0: one contiguous share per thread). The
+file builds with ``SIMD_FLAGS``, so ``KARENA_CPU_ISA`` forces the AVX2 or generic path. ``DEFAULT``
+renders the former hand-written solution; the built-in solution is this template rendered with the
+best stored ``karena tune`` config for the machine (``DEFAULT`` otherwise).
 """
 
 from __future__ import annotations
@@ -15,76 +15,89 @@ from __future__ import annotations
 from typing import Any
 
 from kernelarena.search.hwinfo import HwInfo
-from kernelarena.search.templates._common import fill, header, norm_lite, norm_space, norm_valid, omp_rows
+from kernelarena.search.templates._common import norm_features, norm_lite, norm_render, norm_space, norm_valid
 
 TASK = "rmsnorm"
 
 SPACE: dict[str, list[Any]] = norm_space(prefetch=[0, 512])
 
-DEFAULT: dict[str, Any] = {"vec": 16, "unroll": 2, "acc": "float", "prefetch": 0, "rows_block": 0,
-                           "schedule": "static"}  # fmt: skip
+DEFAULT: dict[str, Any] = {
+    "reduce": "simd",
+    "acc": "float",
+    "prefetch": 0,
+    "rows_block": 0,
+    "schedule": "static",
+}
 
 
 def constraints(config: dict[str, Any]) -> bool:
-    return norm_valid(config)
+    return norm_valid(config) and (config["reduce"] != "simd" or config["prefetch"] == 0)
 
 
 def lite_space(hw: HwInfo) -> list[dict[str, Any]]:
-    """One or two SIMD registers of lanes, 1-4 chains, both accumulator types, rows split statically
-    (one share per thread, or blocks of 8) and software prefetch on or off (whether the hardware
-    prefetcher keeps up with two streams is machine-specific; on the VM this was written on, it
-    did not: prefetch=512 won every top spot of the full space)."""
+    """The simd loop or chains of one or two SIMD registers of lanes, both accumulator types, rows
+    split statically (one share per thread, or blocks of 8) and, for the chains, software prefetch
+    on or off (whether the hardware prefetcher keeps up with two streams is machine-specific; on the
+    VM the chains were first tuned on, prefetch=512 won every top spot of their space)."""
     return norm_lite(hw.simd_floats, constraints, prefetch=SPACE["prefetch"])
 
 
 def features(config: dict[str, Any], hw: HwInfo) -> dict[str, float]:
-    return {
-        "chains_per_simd": config["vec"] * config["unroll"] / hw.simd_floats,
-        "lanes_per_simd": config["vec"] / hw.simd_floats,
-    }
+    return {**norm_features(config, hw), "prefetch": float(config["prefetch"])}
 
 
-_C = r"""
-#define KR_VEC @VEC@
-#define KR_UNR @UNROLL@
-#define KR_ACC @ACC@
-#define PF @PREFETCH@
-#if PF > 0
-#define KR_BLOCK_START(i) __builtin_prefetch(x + (i) + PF)
-#endif
-#include "karena/rownorm.h"
+_DOC = """RMSNorm in one fused pass per row (C/OpenMP).
 
-static inline void rms_row(const float* restrict x, const float* restrict w, float* restrict y, long n, float eps,
-                           int stream) {
-    kr_acc acc[KR_UNR][KR_VEC];
-    kr_zero(acc);
-    long i = 0;
-    KR_BLOCKS(i, n) {
-        const kr_acc v = (kr_acc)x[j];
-        acc[u][l] += v * v;
-    }
-    kr_acc s = 0;
-    for (; i < n; ++i) { kr_acc v = (kr_acc)x[i]; s += v * v; }
-    s += kr_sum(acc);
-    const float inv = (float)(1.0 / sqrt((double)s / (double)n + (double)eps));
-    const kv_f vinv = kv_set1(inv);
-#define OUT1(j) y[j] = (x[j] * inv) * w[j];
-#define OUTV(j) kv_stream(y + (j), kv_load(x + (j)) * vinv * kv_load(w + (j)));
-    KR_OUT_PASS(y, n, stream);
-}
-@ENTRY@"""
+Each row is read once to accumulate the sum of squares (a ``simd`` reduction gcc turns into
+AVX-512/AVX2 FMAs, or the explicit chains of karena/rownorm.h), then scaled by ``inv_rms * weight``
+while it is still in L1/L2 and written once; outputs larger than the caches are written with
+streaming stores (karena/vmath.h: AVX-512, AVX2 or SSE) (no read-for-ownership of the fresh output,
+a third less DRAM traffic). Rows are split across OpenMP threads. Eager PyTorch instead materialises
+``x^2``, the mean, ``x * inv_rms`` and the final product as separate tensors."""
 
-_PY = r'''
+_SOLUTION = r'''
 import torch
 import torch.nn as nn
 
 from kernelarena.backends.c import load_library
 from kernelarena.backends.gemm_build import SIMD_FLAGS
 
-_SRC = r"""@C_SOURCE@"""
+_SRC = r"""
+#include <math.h>
+#include <stdint.h>
+@NORM_INCLUDE@
+
+/* outputs larger than this bypass the caches (streaming stores: no read-for-ownership) */
+#define STREAM_BYTES (8L << 20)
+
+void rmsnorm_f32(const float* restrict x, const float* restrict w, float* restrict y,
+                 long rows, long dim, float eps) {
+  int stream = rows * dim * 4 >= STREAM_BYTES;
+  #pragma omp parallel
+  {
+    #pragma omp for schedule(@SPLIT@) nowait
+    for (long r = 0; r < rows; ++r) {
+      const float* xr = x + r * dim;
+      float* yr = y + r * dim;
+@SUMSQ@
+      /* divide in double: the mean of up to ~1e5 squares stays exact to float rounding */
+      float inv = (float)(1.0 / sqrt((double)ss / (double)dim + (double)eps));
+      long c0 = 0;
+      if (stream) {
+        for (; c0 < dim && ((uintptr_t)(yr + c0) & (KV_VW * 4 - 1)); ++c0) yr[c0] = (xr[c0] * inv) * w[c0];
+        const kv_f vi = kv_set1(inv);
+        for (; c0 + KV_VW <= dim; c0 += KV_VW) kv_stream(yr + c0, kv_load(xr + c0) * vi * kv_load(w + c0));
+      }
+      #pragma omp simd
+      for (long c = c0; c < dim; ++c) yr[c] = (xr[c] * inv) * w[c];
+    }
+    kv_sfence();  /* make this thread's streaming stores visible before the region ends */
+  }
+}
+"""
 
 _LIB = load_library(
-    _SRC, flags=SIMD_FLAGS, functions={"rms_rows": (None, ["ptr", "ptr", "ptr", "long", "long", "float"])}
+    _SRC, flags=SIMD_FLAGS, functions={"rmsnorm_f32": (None, ["ptr", "ptr", "ptr", "long", "long", "float"])}
 )
 
 
@@ -98,21 +111,16 @@ class ModelNew(nn.Module):
         x = x.contiguous()
         w = self.weight.detach().contiguous()
         y = torch.empty_like(x)
-        n = x.shape[-1]
-        rows = x.numel() // n if n else 0
-        if rows:
-            _LIB.rms_rows(x.data_ptr(), w.data_ptr(), y.data_ptr(), rows, n, self.eps)
+        dim = x.shape[-1]
+        _LIB.rmsnorm_f32(x.data_ptr(), w.data_ptr(), y.data_ptr(), x.numel() // max(dim, 1), dim, self.eps)
         return y
 '''
 
+_SUMSQ = """      @ACC@ ss = 0.f;
+      #pragma omp simd reduction(+:ss)
+      for (long c = 0; c < dim; ++c) ss += xr[c] * xr[c];"""
+
 
 def render(config: dict[str, Any]) -> str:
-    entry = omp_rows(
-        "rms_rows(const float* x, const float* w, float* y, long rows, long n, float eps)",
-        "rms_row(x + r * n, w, y + r * n, n, eps, stream)",
-        config,
-    )
-    c_src = fill(_C, {"VEC": config["vec"], "UNROLL": config["unroll"], "ACC": config["acc"],
-                      "PREFETCH": config["prefetch"], "ENTRY": entry})  # fmt: skip
-    body = fill(_PY, {"C_SOURCE": c_src})
-    return header("rmsnorm", config, "RMSNorm: fused reduce + scale per row (C/OpenMP).") + body
+    prefetch = f"__builtin_prefetch(xr + (i) + {config['prefetch']})" if config["prefetch"] else ""
+    return norm_render(TASK, _SOLUTION, config, _DOC, {"SUMSQ": (_SUMSQ, "ss", "kr_sq(xr[j])")}, prefetch)

@@ -1,46 +1,10 @@
-"""Decode attention in C/OpenMP: one fused streaming pass over the KV cache (FlashDecoding style).
+"""Decode attention: the ``decode_attention`` search template (split-K FlashDecoding on the shared
+``karena/decode.h``) rendered with the best config ``karena tune`` stored for this machine, or the
+template's default.
 
-The kernel is ``karena/decode.h``'s contiguous GQA decode with group 1. Each work item is (batch,
-head, sequence split) and keeps an online-softmax state (running max, running sum, accumulator).
-Scores for a tile of 32 keys are computed, the tile max folded into the running max (one rescale
-per tile, not per key), and the weights (vmath's vectorized ``kv_exp_fast``) applied to V while the
-tile is still in L1, so K and V are read once. When batch x heads is too small to feed all cores,
-the sequence is split (split-K) and the partial (max, sum, acc) triples are merged at the end.
-Built with ``SIMD_FLAGS``: AVX-512, AVX2+FMA and generic vectors from one source."""
-
-import math
-
-import torch
-import torch.nn as nn
-
-from kernelarena.backends.c import load_library
-from kernelarena.backends.gemm_build import SIMD_FLAGS
-
-_SRC = r"""
-#include "karena/decode.h"
-
-/* q [B, Hkv*G, D], k/v [B, Hkv, S, D], out like q; qscale = 1/sqrt(D) */
-void gqa_decode(const float* q, const float* k, const float* v, float* out, long B, long Hkv, long G, long S,
-                long D, float qscale) {
-  kd_gqa_decode(q, k, v, out, B, Hkv, G, S, D, qscale);
-}
+The template is the only source of this kernel; see ``kernelarena.search.templates.decode_attention``.
 """
 
-_ARGS = ["ptr"] * 4 + ["long"] * 5 + ["float"]
-_LIB = load_library(_SRC, functions={"gqa_decode": (None, _ARGS)}, flags=SIMD_FLAGS)
+from kernelarena.backends.rendered import load_rendered
 
-
-class ModelNew(nn.Module):
-    """Fused decode attention (same interface as the task's Model)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-
-    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
-        b, h, d = q.shape
-        s = k.shape[2]
-        out = torch.empty_like(q)
-        qscale = 1.0 / math.sqrt(d)
-        _LIB.gqa_decode(q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(), b, h, 1, s, d, qscale)
-        return out
+ModelNew = load_rendered("decode_attention").ModelNew

@@ -1,89 +1,10 @@
-"""LayerNorm (C/OpenMP): one DRAM read and one DRAM write per element.
+"""LayerNorm: the ``layernorm`` search template (two-pass row statistics, then the affine pass with
+streaming stores for large outputs) rendered with the best config ``karena tune`` stored for this
+machine, or the template's default.
 
-Per row: pass 1 sums x (reads DRAM), pass 2 sums (x - mean)^2 (two-pass variance: exact for rows
-with a large common offset, where ``E[x^2] - E[x]^2`` cancels), pass 3 writes
-``(x - mean) * rstd * weight + bias``. Passes 2 and 3 reread the row from L1/L2 (a 4096-float row is
-16 KiB). All inner loops are ``simd`` loops gcc vectorises; outputs larger than the caches are
-written with streaming stores (karena/vmath.h: AVX-512, AVX2 or SSE) (no read-for-ownership of the fresh output: a third less
-DRAM traffic, which is where this kernel beats PyTorch's own fused LayerNorm). Rows are split
-across OpenMP threads.
+The template is the only source of this kernel; see ``kernelarena.search.templates.layernorm``.
 """
 
-import torch
-import torch.nn as nn
+from kernelarena.backends.rendered import load_rendered
 
-from kernelarena.backends.c import load_library
-from kernelarena.backends.gemm_build import SIMD_FLAGS
-
-_SRC = r"""
-#include <math.h>
-#include <stdint.h>
-#include "karena/vmath.h"
-
-/* outputs larger than this bypass the caches (streaming stores: no read-for-ownership) */
-#define STREAM_BYTES (8L << 20)
-
-void layernorm_f32(const float* restrict x, const float* restrict w, const float* restrict b,
-                   float* restrict y, long rows, long dim, float eps) {
-  int stream = rows * dim * 4 >= STREAM_BYTES;
-  #pragma omp parallel
-  {
-    #pragma omp for schedule(static) nowait
-    for (long r = 0; r < rows; ++r) {
-      const float* xr = x + r * dim;
-      float* yr = y + r * dim;
-      float s = 0.f;
-      #pragma omp simd reduction(+:s)
-      for (long c = 0; c < dim; ++c) s += xr[c];
-      float mean = (float)((double)s / (double)dim);
-      float ss = 0.f;
-      #pragma omp simd reduction(+:ss)
-      for (long c = 0; c < dim; ++c) {
-        float d = xr[c] - mean;
-        ss += d * d;
-      }
-      float rstd = (float)(1.0 / sqrt((double)ss / (double)dim + (double)eps));
-      long c0 = 0;
-      if (stream) {
-        for (; c0 < dim && ((uintptr_t)(yr + c0) & (KV_VW * 4 - 1)); ++c0)
-          yr[c0] = (xr[c0] - mean) * rstd * w[c0] + b[c0];
-        const kv_f vm = kv_set1(mean), vr = kv_set1(rstd);
-        for (; c0 + KV_VW <= dim; c0 += KV_VW)
-          kv_stream(yr + c0, (kv_load(xr + c0) - vm) * vr * kv_load(w + c0) + kv_load(b + c0));
-      }
-      #pragma omp simd
-      for (long c = c0; c < dim; ++c) yr[c] = (xr[c] - mean) * rstd * w[c] + b[c];
-    }
-    kv_sfence();  /* make this thread's streaming stores visible before the region ends */
-  }
-}
-"""
-
-_LIB = load_library(
-    _SRC,
-    flags=SIMD_FLAGS,
-    functions={"layernorm_f32": (None, ["ptr", "ptr", "ptr", "ptr", "long", "long", "float"])},
-)
-
-
-class ModelNew(nn.Module):
-    def __init__(self, dim: int, eps: float = 1e-5):
-        super().__init__()
-        self.norm = nn.LayerNorm(dim, eps=eps)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.contiguous()
-        w = self.norm.weight.detach().contiguous()
-        b = self.norm.bias.detach().contiguous()
-        y = torch.empty_like(x)
-        dim = x.shape[-1]
-        _LIB.layernorm_f32(
-            x.data_ptr(),
-            w.data_ptr(),
-            b.data_ptr(),
-            y.data_ptr(),
-            x.numel() // max(dim, 1),
-            dim,
-            self.norm.eps,
-        )
-        return y
+ModelNew = load_rendered("layernorm").ModelNew
