@@ -149,7 +149,14 @@ def test_rendered_builtins_are_detected_as_their_templates_backend() -> None:
     from kernelarena.suite import builtin_solutions_dir
 
     rendered = [p for p in builtin_solutions_dir("cpu").glob("*.py") if "load_rendered(" in p.read_text()]
-    assert {p.stem for p in rendered} >= {"gemm_fp32", "fused_lora_linear", "grouped_expert_ffn"}
+    assert {p.stem for p in rendered} >= {
+        "gemm_fp32",
+        "fused_lora_linear",
+        "grouped_expert_ffn",
+        "w4a16_gemv",
+        "ternary_matmul",
+        "flat_gemm_decode",
+    }
     for p in builtin_solutions_dir("cpu").glob("*.py"):
         if not p.name.startswith("_"):
             assert detect_backend(p.read_text()) == "c", p.name

@@ -1,6 +1,7 @@
 """Helpers shared by the built-in templates: token substitution, the solution-file skeleton, the
-space, constraints and rendering of the normalization templates (reduction form, row split), and
-the cache-block space of the GEMM-class templates on ``karena/gemm.h``."""
+OpenMP row split and ``#define`` knobs of the templates made from hand solutions, the space,
+constraints and rendering of the normalization templates (reduction form, row split), and the
+cache-block space of the GEMM-class templates on ``karena/gemm.h``."""
 
 from __future__ import annotations
 
@@ -33,6 +34,32 @@ def header(template: str, config: Mapping[str, Any], doc: str) -> str:
 
 def c_bool(flag: bool) -> str:
     return "1" if flag else "0"
+
+
+# ---- OpenMP split of a loop over output rows (or row groups), for templates whose hand solutions
+# used ``schedule(static)``: ``chunk`` 0 is that split (one contiguous share per thread), otherwise
+# chunks of ``chunk`` iterations dealt out statically (round robin) or dynamically (to whichever
+# thread is free: the cores here are shared, so a slow thread need not hold the others up).
+OMP_SPLIT: dict[str, list[Any]] = {"schedule": ["static", "dynamic"], "chunk": [0, 1, 2, 8, 32, 128]}
+
+
+def omp_split_valid(config: Mapping[str, Any]) -> bool:
+    """``chunk`` 0 (one share per thread) exists only for the static schedule."""
+    return bool(config["chunk"] or config["schedule"] == "static")
+
+
+def omp_schedule(config: Mapping[str, Any]) -> str:
+    """The argument of ``schedule(...)``: ``static``, ``static, 8``, ``dynamic, 8``."""
+    return config["schedule"] + (f", {config['chunk']}" if config["chunk"] else "")
+
+
+def knob_render(
+    template: str, solution: str, doc: str, config: Mapping[str, Any], knobs: Mapping[str, Any]
+) -> str:
+    """A solution file: ``solution`` (a solution module's code, ``@KNOBS@`` where its C source takes
+    the knobs) with one ``#define NAME value`` per entry of ``knobs``, under a generated docstring."""
+    block = "\n".join(f"#define {name} {value}".rstrip() for name, value in knobs.items())
+    return header(template, config, doc) + fill(solution, {"KNOBS": block})
 
 
 # ---- normalization templates (rmsnorm, layernorm, add_rmsnorm): the hand-written row kernels ----
