@@ -4,12 +4,10 @@ accumulate form, and exp2 against libm."""
 
 from __future__ import annotations
 
-import ctypes
-
 import pytest
 import torch
 
-from kernelarena.backends import c, gemm_build
+from kernelarena.backends import gemm_build
 
 pytestmark = [pytest.mark.cpu, pytest.mark.timeout(120)]
 
@@ -46,15 +44,9 @@ _FNS = {
 
 
 @pytest.fixture(scope="module", params=gemm_build.runnable_paths())
-def lib(request, tmp_path_factory):
-    isa = request.param
-    mp = pytest.MonkeyPatch()
-    mp.setenv("KARENA_BUILD_CACHE", str(tmp_path_factory.mktemp("cache")))
-    mp.setenv("KARENA_CPU_ISA", isa)
-    loaded = c.load_library(_SRC, flags=(*c.DEFAULT_FLAGS, *gemm_build.isa_flags()), functions=_FNS)
-    mp.undo()
-    assert ctypes.string_at(loaded.isa()).decode() == isa  # the header really took this path
-    assert loaded.nv() == (4 if isa == "avx512" else 2)  # 16 accumulators where there are 32 registers
+def lib(request, build_on_path):
+    loaded = build_on_path(_SRC, _FNS, request.param)
+    assert loaded.nv() == (4 if request.param == "avx512" else 2)  # 16 accumulators where 32 registers
     return loaded
 
 

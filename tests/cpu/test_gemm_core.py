@@ -70,16 +70,8 @@ _FNS = {
 
 
 @pytest.fixture(scope="module", params=gemm_build.runnable_paths())
-def lib(request, tmp_path_factory):
-    isa = request.param
-    mp = pytest.MonkeyPatch()
-    mp.setenv("KARENA_BUILD_CACHE", str(tmp_path_factory.mktemp("cache")))
-    mp.setenv("KARENA_CPU_ISA", isa)
-    flags = (*c.DEFAULT_FLAGS, *gemm_build.isa_flags())
-    loaded = c.load_library(_SRC, flags=flags, functions=_FNS)
-    mp.undo()
-    assert ctypes.string_at(loaded.isa()).decode() == isa  # the header really took this path
-    return loaded
+def lib(request, build_on_path):
+    return build_on_path(_SRC, _FNS, request.param)
 
 
 def _ptr(t: torch.Tensor) -> int:
