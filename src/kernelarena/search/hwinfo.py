@@ -38,6 +38,12 @@ class HwInfo:
         """fp32 lanes of one vector register (16 with AVX-512, 8 with AVX2, 4 otherwise)."""
         return max(1, self.simd_bits // 32)
 
+    @property
+    def vector_regs(self) -> int:
+        """Architectural vector registers (32 zmm with AVX-512, 16 ymm/xmm otherwise): what a
+        template's register blocking must fit."""
+        return 32 if self.simd_bits >= 512 else 16
+
     def features(self) -> dict[str, float]:
         """Numeric description for the cost model (log2 of sizes, so machines compare by ratio)."""
         import math

@@ -43,14 +43,15 @@ def c_bool(flag: bool) -> str:
 OMP_SPLIT: dict[str, list[Any]] = {"schedule": ["static", "dynamic"], "chunk": [0, 1, 2, 8, 32, 128]}
 
 
-def omp_split_valid(config: Mapping[str, Any]) -> bool:
-    """``chunk`` 0 (one share per thread) exists only for the static schedule."""
-    return bool(config["chunk"] or config["schedule"] == "static")
+def omp_split_valid(config: Mapping[str, Any], chunk: str = "chunk") -> bool:
+    """A chunk of 0 (one share per thread) exists only for the static schedule (dynamic without a
+    chunk is a chunk of 1). ``chunk`` names the config's chunk knob (the norms call it ``rows_block``)."""
+    return bool(config[chunk] or config["schedule"] == "static")
 
 
-def omp_schedule(config: Mapping[str, Any]) -> str:
+def omp_schedule(config: Mapping[str, Any], chunk: str = "chunk") -> str:
     """The argument of ``schedule(...)``: ``static``, ``static, 8``, ``dynamic, 8``."""
-    return config["schedule"] + (f", {config['chunk']}" if config["chunk"] else "")
+    return config["schedule"] + (f", {config[chunk]}" if config[chunk] else "")
 
 
 def knob_render(
@@ -82,9 +83,8 @@ def norm_space(**own: list[Any]) -> dict[str, list[Any]]:
 
 
 def norm_valid(config: Mapping[str, Any]) -> bool:
-    """``rows_block`` 0 (one contiguous share per thread) is a static split (dynamic without a
-    chunk is ``rows_block`` 1)."""
-    return bool(config["rows_block"] or config["schedule"] == "static")
+    """The row split is valid (``rows_block`` is the OpenMP chunk: 0 only with a static schedule)."""
+    return omp_split_valid(config, chunk="rows_block")
 
 
 def norm_lite(
@@ -152,8 +152,7 @@ def norm_render(
         )
         for token, (_, var, term) in sums.items():
             values[token] = f"      KR_SUM({var}, dim, {term});"
-    rows_block = config["rows_block"]
-    values["SPLIT"] = config["schedule"] + (f", {rows_block}" if rows_block else "")
+    values["SPLIT"] = omp_schedule(config, chunk="rows_block")
     return header(template, config, doc) + fill(solution, values)
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from kernelarena.search.hwinfo import HwInfo
-from kernelarena.search.templates._common import fill, header
+from kernelarena.search.templates._common import knob_render
 
 TASK = "decode_attention"
 
@@ -72,16 +72,6 @@ def features(config: dict[str, Any], hw: HwInfo) -> dict[str, float]:
     }
 
 
-def knobs(config: dict[str, Any]) -> str:
-    """The ``#define`` block that sets karena/decode.h's knobs (placed before its include)."""
-    schedule = "dynamic, 1" if config["schedule"] == "dynamic" else "static"
-    return (
-        f"#define KD_TK {config['tk']}\n#define KD_NA {config['na']}\n"
-        f"#define KD_ITEMS_PER_THREAD {config['items']}\n#define KD_SPLIT_KEYS {config['split_keys']}\n"
-        f"#define KD_SCHEDULE {schedule}"
-    )
-
-
 _DOC = """Decode attention in C/OpenMP: one fused streaming pass over the KV cache (FlashDecoding style).
 
 The kernel is ``karena/decode.h``'s contiguous GQA decode with group 1. Each work item is (batch,
@@ -102,7 +92,7 @@ from kernelarena.backends.c import load_library
 from kernelarena.backends.gemm_build import SIMD_FLAGS
 
 _SRC = r"""
-@DECODE_KNOBS@
+@KNOBS@
 #include "karena/decode.h"
 
 /* q [B, Hkv*G, D], k/v [B, Hkv, S, D], out like q; qscale = 1/sqrt(D) */
@@ -134,4 +124,13 @@ class ModelNew(nn.Module):
 
 
 def render(config: dict[str, Any]) -> str:
-    return header(TASK, config, _DOC) + fill(_SOLUTION, {"DECODE_KNOBS": knobs(config)})
+    """karena/decode.h's knobs, set before its include: KD_TK keys per tile, KD_NA V slice vectors,
+    KD_ITEMS_PER_THREAD and KD_SPLIT_KEYS (the split policy), KD_SCHEDULE (its work items)."""
+    knobs = {
+        "KD_TK": config["tk"],
+        "KD_NA": config["na"],
+        "KD_ITEMS_PER_THREAD": config["items"],
+        "KD_SPLIT_KEYS": config["split_keys"],
+        "KD_SCHEDULE": "dynamic, 1" if config["schedule"] == "dynamic" else "static",
+    }
+    return knob_render(TASK, _SOLUTION, _DOC, config, knobs)

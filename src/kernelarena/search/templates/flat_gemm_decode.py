@@ -50,8 +50,8 @@ def lite_space(hw: HwInfo) -> list[dict[str, Any]]:
 
 
 def features(config: dict[str, Any], hw: HwInfo) -> dict[str, float]:
-    regs = 32 if hw.simd_bits >= 512 else 16
-    scale = 1 if hw.simd_bits >= 512 else 2  # the kernel halves the rows with 16 registers
+    regs = hw.vector_regs
+    scale = 1 if regs == 32 else 2  # the kernel halves the rows with 16 registers
     out = {"dynamic": float(config["schedule"] == "dynamic")}
     for key, tokens in (("nr_m2", 2), ("nr_m4", 4), ("nr_m16", 16)):
         nr = config[key] // scale

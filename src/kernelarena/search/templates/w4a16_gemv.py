@@ -41,7 +41,7 @@ def lite_space(hw: HwInfo) -> list[dict[str, Any]]:
     """Token blocks of 1, 2 and 4 in both chain layouts (those whose live vectors fit ``hw``'s
     registers), unrolls up to a whole group of 128 codes at ``hw``'s vector width (4 chunks with
     AVX-512, 8 with AVX2), rows split statically in one share per thread or dynamically by 8."""
-    regs = 32 if hw.simd_bits >= 512 else 16
+    regs = hw.vector_regs
     chunks_per_group = max(1, 128 // (2 * hw.simd_floats))
     out = []
     for tb in (1, 2, 4):
@@ -55,7 +55,7 @@ def lite_space(hw: HwInfo) -> list[dict[str, Any]]:
 
 
 def features(config: dict[str, Any], hw: HwInfo) -> dict[str, float]:
-    regs = 32 if hw.simd_bits >= 512 else 16
+    regs = hw.vector_regs
     return {
         "live_regs_frac": _live_vectors(config) / regs,
         "chains": float(config["split"] * config["tb"]),
